@@ -1,0 +1,123 @@
+"""Sessions for the gbi monorepo.
+
+    nox                      every package's tests (each alone) and lint
+    nox -s tests-gbi-sims    one package, installed alone, non-editable
+    nox -s integration       all packages together, root tests/
+    nox -s bench -- ARGS     the benchmarks (results go to docs/)
+    nox -s demo              the main job on the built-in default
+
+Each package session installs only that package (plus the sibling packages it
+declares) from its folder, non-editable, with its ``test`` extra, into a fresh
+virtual environment, and runs its tests from inside the package directory, so
+a dependency missing from its pyproject.toml fails the session. Torch is
+pinned to the CPU build through ``constraints.txt``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+CONSTRAINTS = str(ROOT / "constraints.txt")
+PYTEST_CONFIG = str(ROOT / "pyproject.toml")
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+
+
+def _read_pyproject(folder: Path) -> dict:
+    with open(folder / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+PACKAGES: dict[str, Path] = {
+    _read_pyproject(p)["project"]["name"]: p
+    for p in sorted(PACKAGES_DIR.iterdir())
+    if (p / "pyproject.toml").is_file()
+}
+
+
+def _requirement_name(requirement: str) -> str:
+    name = requirement
+    for sep in "[<>=!~; ":
+        name = name.split(sep, 1)[0]
+    return name.strip()
+
+
+def _local_closure(name: str) -> list[str]:
+    """The sibling packages ``name`` needs, dependencies first, itself last."""
+    order: list[str] = []
+
+    def visit(pkg: str) -> None:
+        if pkg in order:
+            return
+        for requirement in _read_pyproject(PACKAGES[pkg])["project"].get("dependencies", []):
+            dep = _requirement_name(requirement)
+            if dep in PACKAGES:
+                visit(dep)
+        order.append(pkg)
+
+    visit(name)
+    return order
+
+
+def _install(session: nox.Session, names: list[str], extra: str | None) -> None:
+    """Install local packages (non-editable) with the pinned constraints."""
+    targets = []
+    for pkg in names:
+        spec = str(PACKAGES[pkg])
+        targets.append(f"{spec}[{extra}]" if extra else spec)
+    session.install("-c", CONSTRAINTS, *targets)
+
+
+def _make_test_session(package: str) -> None:
+    @nox.session(name=f"tests-{package}", python=None)
+    def _tests(session: nox.Session) -> None:
+        names = _local_closure(package)
+        _install(session, names[:-1], extra=None)
+        _install(session, [package], extra="test")
+        session.chdir(PACKAGES[package])
+        session.run("pytest", "-c", PYTEST_CONFIG, "--rootdir", ".", "tests", *session.posargs)
+
+    _tests.__doc__ = f"Test {package} alone: installed non-editable from its folder."
+
+
+for _package in PACKAGES:
+    _make_test_session(_package)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """All packages installed together; the cross-package tests in tests/."""
+    _install(session, list(PACKAGES), extra="test")
+    session.install("-c", CONSTRAINTS, "dask[distributed]")
+    session.run("pytest", "-c", PYTEST_CONFIG, "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ``nox -s bench -- [name ...] [options]``; results in docs/."""
+    _install(session, list(PACKAGES), extra="bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on the built-in default (``gbi demo``)."""
+    _install(session, list(PACKAGES), extra=None)
+    session.run("python", "-m", "gbi", "demo", *session.posargs)
+
+
+nox.options.sessions = [f"tests-{p}" for p in PACKAGES] + ["integration", "lint"]

@@ -1,0 +1,6 @@
+"""gbi: amortized simulation-based inference in generalized Bayes."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
