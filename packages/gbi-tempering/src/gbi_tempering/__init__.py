@@ -1,6 +1,38 @@
-"""gbi-tempering: see this package's README.md."""
+"""gbi-tempering: SNIS weights across temperatures, and Langevin synthesis (numpy).
+
+Example:
+    >>> import numpy as np
+    >>> from gbi_tempering import SNISWeights
+    >>> scores = np.random.default_rng(0).normal(size=1000)   # log-likelihoods
+    >>> weights = SNISWeights(scores, beta_range=(0.1, 2.0))
+    >>> diag = weights.diagnostics([0.5, 1.0, 1.5])
+    >>> bool(diag.ess[1] == 1000)                              # beta = 1: uniform
+    True
+"""
 
 from __future__ import annotations
 
+from gbi_tempering import langevin
+from gbi_tempering.ess import ess, normalize_log_weights, relative_ess
+from gbi_tempering.langevin import LangevinDiagnostics, LangevinInfo, LangevinState, synthesize
+from gbi_tempering.stabilize import METHODS, Stabilized, stabilize
+from gbi_tempering.weights import ESSCollapseWarning, SNISWeights, WeightDiagnostics
+
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "METHODS",
+    "ESSCollapseWarning",
+    "LangevinDiagnostics",
+    "LangevinInfo",
+    "LangevinState",
+    "SNISWeights",
+    "Stabilized",
+    "WeightDiagnostics",
+    "__version__",
+    "ess",
+    "langevin",
+    "normalize_log_weights",
+    "relative_ess",
+    "stabilize",
+    "synthesize",
+]
