@@ -38,8 +38,17 @@ def test_synthesized_pairs_follow_the_power_posterior(beta: float) -> None:
     x0 = theta0 + rng.normal(0, S, (n, 1))
     sigmas = np.geomspace(1.0, 0.01, 12)
     theta, x, diag = synthesize(
-        score_fn, theta0, x0, beta, LOW, HIGH, sigmas=sigmas, steps_per_level=40,
-        step_scale=0.2, seed=1, prior_score_fn=prior_score_fn,
+        score_fn,
+        theta0,
+        x0,
+        beta,
+        LOW,
+        HIGH,
+        sigmas=sigmas,
+        steps_per_level=40,
+        step_scale=0.2,
+        seed=1,
+        prior_score_fn=prior_score_fn,
     )
     assert theta.shape == (n, 1) and x.shape == (n, 1)
     assert np.all((theta >= LOW) & (theta <= HIGH))

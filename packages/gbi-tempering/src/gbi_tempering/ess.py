@@ -33,9 +33,7 @@ def ess(log_weights: np.ndarray, axis: int = -1) -> np.ndarray:
         100.0
     """
     log_weights = np.asarray(log_weights, dtype=np.float64)
-    return np.exp(
-        2.0 * logsumexp(log_weights, axis=axis) - logsumexp(2.0 * log_weights, axis=axis)
-    )
+    return np.exp(2.0 * logsumexp(log_weights, axis=axis) - logsumexp(2.0 * log_weights, axis=axis))
 
 
 def relative_ess(log_weights: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -198,8 +198,15 @@ def synthesize(
         infos = []
         for _ in range(steps_per_level):
             state, info = step(
-                rng, state, beta_arr, float(sigmas[level]), float(step_sizes[level]), score_fn,
-                low, high, prior_score_fn,
+                rng,
+                state,
+                beta_arr,
+                float(sigmas[level]),
+                float(step_sizes[level]),
+                score_fn,
+                low,
+                high,
+                prior_score_fn,
             )
             infos.append(info)
         means.append(np.mean([i.score_norm_mean for i in infos]))

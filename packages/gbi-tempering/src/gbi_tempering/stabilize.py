@@ -86,7 +86,9 @@ def defensive(log_weights: np.ndarray, mixing_weight: float) -> Stabilized:
     return Stabilized(out, np.zeros(lw.shape[0]), nan, float(mixing_weight))
 
 
-def stabilize(log_weights: np.ndarray, method: str = "none", mixing_weight: float = 0.1) -> Stabilized:
+def stabilize(
+    log_weights: np.ndarray, method: str = "none", mixing_weight: float = 0.1
+) -> Stabilized:
     """Apply one stabilization ``method`` (one of ``METHODS``) to rows of log weights."""
     if method == "none":
         lw = normalize_log_weights(_as_rows(log_weights))

@@ -242,8 +242,9 @@ class SNISWeights:
             raise ValueError(f"index must lie in [0, {self.n}), got {index.min()}..{index.max()}")
         low, high = self.beta_range
         if np.any(beta < low * (1 - 1e-12)) or np.any(beta > high * (1 + 1e-12)):
-            raise ValueError(f"beta must lie in beta_range {self.beta_range}, got "
-                             f"{beta.min()}..{beta.max()}")
+            raise ValueError(
+                f"beta must lie in beta_range {self.beta_range}, got {beta.min()}..{beta.max()}"
+            )
         beta = np.clip(beta, low, high)
         if self.method in ("none", "defensive"):
             raw = (beta - 1.0) * self.scores[index] - self._log_z_spline(beta)
@@ -285,10 +286,11 @@ class SNISWeights:
         )
         bad = diag.collapsed(self.min_relative_ess)
         if warn and bad.size:
+            low_ess = diag.ess[diag.relative_ess < self.min_relative_ess]
             warnings.warn(
                 f"SNIS effective sample size collapsed (relative ESS < {self.min_relative_ess}) "
                 f"at beta = {', '.join(f'{b:.3g}' for b in bad)}; ESS there: "
-                f"{', '.join(f'{v:.1f}' for v in diag.ess[diag.relative_ess < self.min_relative_ess])}"
+                f"{', '.join(f'{v:.1f}' for v in low_ess)}"
                 f" of {self.n}. Consider stabilization, more simulations, or Route A.",
                 ESSCollapseWarning,
                 stacklevel=2,
