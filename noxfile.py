@@ -15,10 +15,10 @@ pinned to the CPU build through ``constraints.txt``.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import nox
+import tomllib
 
 ROOT = Path(__file__).parent
 PACKAGES_DIR = ROOT / "packages"
@@ -67,6 +67,8 @@ def _local_closure(name: str) -> list[str]:
 
 def _install(session: nox.Session, names: list[str], extra: str | None) -> None:
     """Install local packages (non-editable) with the pinned constraints."""
+    if not names:
+        return
     targets = []
     for pkg in names:
         spec = str(PACKAGES[pkg])
@@ -80,8 +82,20 @@ def _make_test_session(package: str) -> None:
         names = _local_closure(package)
         _install(session, names[:-1], extra=None)
         _install(session, [package], extra="test")
+        module = package.replace("-", "_")
         session.chdir(PACKAGES[package])
-        session.run("pytest", "-c", PYTEST_CONFIG, "--rootdir", ".", "tests", *session.posargs)
+        session.run(
+            "pytest",
+            "-c",
+            PYTEST_CONFIG,
+            "--rootdir",
+            ".",
+            "--doctest-modules",
+            "--pyargs",
+            module,
+            "tests",
+            *session.posargs,
+        )
 
     _tests.__doc__ = f"Test {package} alone: installed non-editable from its folder."
 
