@@ -237,8 +237,8 @@ class Task(abc.ABC):
         i = check_count(i, what="observation index")
         if i >= self.n_observations:
             raise ValueError(
-                f"{self.name} has {self.n_observations} observations (0..{self.n_observations - 1}),"
-                f" got index {i}"
+                f"{self.name} has {self.n_observations} observations "
+                f"(0..{self.n_observations - 1}), got index {i}"
             )
         thetas = self._observation_thetas()
         x = self.simulate_rows(

@@ -25,9 +25,9 @@ def as_batch(
     except (TypeError, ValueError) as err:
         raise ValueError(f"{what} for {task} must be numeric, got {type(values).__name__}") from err
     if arr.ndim != 2 or arr.shape[1] != dim:
-        hint = (
-            f"; for a single {what} use {what}[None, :]" if arr.ndim == 1 and arr.size == dim else ""
-        )
+        hint = ""
+        if arr.ndim == 1 and arr.size == dim:
+            hint = f"; for a single {what} use {what}[None, :]"
         raise ValueError(f"{what} must have shape (n, {dim}) for {task}, got {arr.shape}{hint}")
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{what} for {task} is an empty batch: shape {arr.shape}")

@@ -65,9 +65,7 @@ def simulate_distributed(
     if chunk < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
     starts = list(range(0, n, chunk))
-    futures = [
-        executor.submit(_run_chunk, task, theta[s : s + chunk], key, s) for s in starts
-    ]
+    futures = [executor.submit(_run_chunk, task, theta[s : s + chunk], key, s) for s in starts]
     if progress is None:
         progress = len(starts) > 1 and sys.stderr.isatty()
     out = np.empty((n, task.x_dim), dtype=np.float64)

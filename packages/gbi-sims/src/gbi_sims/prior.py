@@ -51,8 +51,9 @@ class BoxUniform:
 
     def contains(self, theta: np.ndarray) -> np.ndarray:
         """Whether each row of ``theta`` (n, d) lies in the closed box; shape (n,), bool."""
-        theta = as_batch(theta, self.dim, what="theta", task="the prior", allow_empty=True,
-                         check_finite=False)
+        theta = as_batch(
+            theta, self.dim, what="theta", task="the prior", allow_empty=True, check_finite=False
+        )
         return np.all((theta >= self.low) & (theta <= self.high), axis=1)
 
     def log_prob(self, theta: np.ndarray) -> np.ndarray:
