@@ -25,9 +25,7 @@ def test_process_pool_matches_local_run_with_generator_seed() -> None:
     local = task.simulate(theta, seed=np.random.default_rng(3))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=context) as pool:
-        spread = simulate_distributed(
-            task, theta, np.random.default_rng(3), pool, chunk_size=1_234
-        )
+        spread = simulate_distributed(task, theta, np.random.default_rng(3), pool, chunk_size=1_234)
     np.testing.assert_array_equal(spread, local)
 
 

@@ -147,7 +147,7 @@ class Task(abc.ABC):
         batch simulated with stream key ``key``.
         """
         n = theta.shape[0]
-        chunk = self.default_chunk_size if chunk_size is None else check_count(chunk_size)
+        chunk = self.default_chunk_size if chunk_size is None else check_count(chunk_size, what="chunk_size")
         if chunk < 1:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
         out = np.empty((n, self.x_dim), dtype=np.float64)

@@ -61,7 +61,7 @@ def simulate_distributed(
     theta = task.check_theta(theta)
     key = make_key(seed)
     n = theta.shape[0]
-    chunk = task.default_chunk_size if chunk_size is None else check_count(chunk_size)
+    chunk = task.default_chunk_size if chunk_size is None else check_count(chunk_size, what="chunk_size")
     if chunk < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
     starts = list(range(0, n, chunk))
