@@ -24,7 +24,7 @@ def test_samples_inside_and_log_prob() -> None:
     [([0.0], [0.0]), ([0.0, 1.0], [1.0]), ([np.nan], [1.0]), ([1.0], [0.0])],
 )
 def test_bad_box(low: list[float], high: list[float]) -> None:
-    with pytest.raises(ValueError, match="low|high"):
+    with pytest.raises(ValueError, match=r"low|high"):
         BoxUniform(low, high)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gbi_sims._rng import make_key
-from gbi_sims._validation import as_batch, check_count
+from gbi_sims._validation import as_batch, check_chunk_size, check_count
 from gbi_sims.prior import BoxUniform
 
 Seed = int | np.random.Generator
@@ -147,9 +147,7 @@ class Task(abc.ABC):
         batch simulated with stream key ``key``.
         """
         n = theta.shape[0]
-        chunk = self.default_chunk_size if chunk_size is None else check_count(chunk_size, what="chunk_size")
-        if chunk < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
+        chunk = check_chunk_size(chunk_size, self.default_chunk_size)
         out = np.empty((n, self.x_dim), dtype=np.float64)
         starts = range(0, n, chunk)
         if progress is None:

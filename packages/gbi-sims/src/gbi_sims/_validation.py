@@ -46,3 +46,13 @@ def check_count(n: object, *, what: str = "n") -> int:
     if n < 0:
         raise ValueError(f"{what} must be a non-negative int, got {n}")
     return int(n)
+
+
+def check_chunk_size(chunk_size: object, default: int) -> int:
+    """A positive rows-per-chunk count; ``None`` means ``default``."""
+    if chunk_size is None:
+        return default
+    chunk = check_count(chunk_size, what="chunk_size")
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
+    return chunk

@@ -16,7 +16,7 @@ import numpy as np
 
 from gbi_sims._rng import make_key
 from gbi_sims._task import Seed, Task, warn_failed
-from gbi_sims._validation import check_count
+from gbi_sims._validation import check_chunk_size
 
 
 def _run_chunk(task: Task, theta: np.ndarray, key: np.uint64, row_offset: int) -> np.ndarray:
@@ -61,9 +61,7 @@ def simulate_distributed(
     theta = task.check_theta(theta)
     key = make_key(seed)
     n = theta.shape[0]
-    chunk = task.default_chunk_size if chunk_size is None else check_count(chunk_size, what="chunk_size")
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
+    chunk = check_chunk_size(chunk_size, task.default_chunk_size)
     starts = list(range(0, n, chunk))
     futures = [executor.submit(_run_chunk, task, theta[s : s + chunk], key, s) for s in starts]
     if progress is None:
