@@ -107,7 +107,12 @@ for _package in PACKAGES:
 @nox.session
 def integration(session: nox.Session) -> None:
     """All packages installed together; the cross-package tests in tests/."""
-    _install(session, list(PACKAGES), extra="test")
+    order: list[str] = []
+    for package in PACKAGES:
+        order += [p for p in _local_closure(package) if p not in order]
+    # Plain first (pip resolves sibling requirements to these folders), then the extras.
+    _install(session, order, extra=None)
+    _install(session, order, extra="test")
     session.install("-c", CONSTRAINTS, "dask[distributed]")
     session.run("pytest", "-c", PYTEST_CONFIG, "tests", *session.posargs)
 

@@ -6,8 +6,8 @@ Example:
     >>> scores = np.random.default_rng(0).normal(size=1000)   # log-likelihoods
     >>> weights = SNISWeights(scores, beta_range=(0.1, 2.0))
     >>> diag = weights.diagnostics([0.5, 1.0, 1.5])
-    >>> bool(diag.ess[1] == 1000)                              # beta = 1: uniform
-    True
+    >>> round(float(diag.ess[1]))                              # beta = 1: uniform
+    1000
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def ess(log_weights: np.ndarray, axis: int = -1) -> np.ndarray:
         ESS, shape (...), between 1 and N.
 
     Example:
-        >>> float(ess(np.zeros(100)))
+        >>> round(float(ess(np.zeros(100))), 9)
         100.0
     """
     log_weights = np.asarray(log_weights, dtype=np.float64)

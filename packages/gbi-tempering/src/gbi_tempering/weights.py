@@ -110,7 +110,7 @@ class SNISWeights:
     Example:
         >>> w = SNISWeights(np.array([0.0, 1.0, 2.0, 3.0]))
         >>> np.round(np.exp(w.log_weights(0.5)[0]), 3)
-        array([0.432, 0.262, 0.159, 0.147])
+        array([0.455, 0.276, 0.167, 0.102])
     """
 
     def __init__(
