@@ -1,0 +1,325 @@
+"""Frozen, self-validating configurations.
+
+Every configuration is a frozen dataclass that checks its fields on
+construction and serializes to a plain JSON-able ``dict`` (``to_dict``) so that
+a saved model can be rebuilt from its header alone (``from_dict``).
+
+Density configurations double as constructors: the estimator assembles its
+core by looking the configuration's type up in a table of builders
+(``gbi_npe.estimator``), so a new density family is one config class plus one
+module with ``log_prob`` and ``sample_from_noise``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+SPLINE_KINDS = ("coupling", "autoregressive")
+EMBEDDING_KINDS = ("identity", "mlp", "custom")
+BETA_FEATURES = ("log_beta", "beta", "inv_beta")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(
+    name: str, value: object, *, low: float, high: float = math.inf, open_low: bool = False
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    ok = (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class SplineFlowConfig:
+    """Neural spline flow (rational-quadratic splines from normflows).
+
+    Attributes:
+        kind: ``"coupling"`` (fast in both directions) or ``"autoregressive"``
+            (one pass for ``log_prob``, ``d`` passes per layer for sampling).
+        num_layers: number of spline layers.
+        hidden_features: width of each layer's residual conditioner network.
+        num_blocks: residual blocks per conditioner network.
+        num_bins: spline bins.
+        tail_bound: the splines act on ``[-tail_bound, tail_bound]`` (inputs
+            are standardized); outside they are the identity (linear tails).
+        dropout: dropout probability inside the conditioner networks.
+    """
+
+    kind: Literal["coupling", "autoregressive"] = "coupling"
+    num_layers: int = 5
+    hidden_features: int = 64
+    num_blocks: int = 2
+    num_bins: int = 8
+    tail_bound: float = 4.0
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPLINE_KINDS:
+            raise ValueError(f"kind must be one of {SPLINE_KINDS}, got {self.kind!r}")
+        _check_int("num_layers", self.num_layers, 1)
+        _check_int("hidden_features", self.hidden_features, 1)
+        _check_int("num_blocks", self.num_blocks, 1)
+        _check_int("num_bins", self.num_bins, 2)
+        _check_float("tail_bound", self.tail_bound, low=0.0, open_low=True)
+        _check_float("dropout", self.dropout, low=0.0, high=0.99)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "spline_flow", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class MDNConfig:
+    """Mixture density network: a mixture of full-covariance Gaussians.
+
+    Attributes:
+        num_components: mixture components.
+        hidden_features: width of the hidden layers.
+        num_hidden_layers: number of hidden layers of the parameter network.
+        min_scale: lower bound on the diagonal of each component's Cholesky
+            factor, in standardized units (keeps the likelihood bounded).
+    """
+
+    num_components: int = 10
+    hidden_features: int = 64
+    num_hidden_layers: int = 2
+    min_scale: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check_int("num_components", self.num_components, 1)
+        _check_int("hidden_features", self.hidden_features, 1)
+        _check_int("num_hidden_layers", self.num_hidden_layers, 1)
+        _check_float("min_scale", self.min_scale, low=0.0, high=1.0, open_low=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "mdn", **asdict(self)}
+
+
+DensityConfig = SplineFlowConfig | MDNConfig
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """How the (standardized) conditioning variable ``x`` is embedded.
+
+    Attributes:
+        kind: ``"identity"``, ``"mlp"`` or ``"custom"`` (a user ``torch.nn.Module``;
+            ``make_npe`` sets this when given a module, and the module must be
+            passed back when loading: its class is not stored, only its weights).
+        hidden_features: MLP width.
+        num_layers: MLP hidden layers.
+        output_features: MLP output width; for ``"custom"`` the module's output
+            width (found by a dry run when the estimator is built).
+        module_name: for ``"custom"``, the module's qualified class name (used
+            in error messages only).
+    """
+
+    kind: Literal["identity", "mlp", "custom"] = "identity"
+    hidden_features: int = 64
+    num_layers: int = 2
+    output_features: int = 16
+    module_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EMBEDDING_KINDS:
+            raise ValueError(f"kind must be one of {EMBEDDING_KINDS}, got {self.kind!r}")
+        _check_int("hidden_features", self.hidden_features, 1)
+        _check_int("num_layers", self.num_layers, 1)
+        _check_int("output_features", self.output_features, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """Everything needed to rebuild an estimator (saved in the file header).
+
+    The estimator is a density of ``inputs`` (``inputs_features`` columns)
+    given a raw ``context`` (``context_features`` columns). When
+    ``beta_features`` is non-empty the estimator is beta-conditioned (the NPE
+    case): the last context column is ``beta`` and the others are ``x``.
+
+    Attributes:
+        inputs_features: dimension of the modelled variable (theta for NPE).
+        context_features: number of raw context columns (``x_dim + 1`` for NPE).
+        density: the density family and its hyperparameters.
+        embedding: the embedding of the ``x`` part of the context.
+        beta_features: features of beta fed to the network, from
+            ``("log_beta", "beta", "inv_beta")``; empty for a generic estimator.
+        low: lower corners of the input box (``None``: unbounded inputs).
+        high: upper corners of the input box.
+    """
+
+    inputs_features: int
+    context_features: int
+    density: DensityConfig = SplineFlowConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    beta_features: tuple[str, ...] = ()
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("inputs_features", self.inputs_features, 1)
+        min_context = 2 if self.beta_features else 1
+        _check_int("context_features", self.context_features, min_context)
+        if not isinstance(self.density, SplineFlowConfig | MDNConfig):
+            raise ValueError(
+                f"density must be a SplineFlowConfig or MDNConfig, got {type(self.density)}"
+            )
+        if not isinstance(self.embedding, EmbeddingConfig):
+            raise ValueError(f"embedding must be an EmbeddingConfig, got {type(self.embedding)}")
+        object.__setattr__(self, "beta_features", tuple(self.beta_features))
+        unknown = [f for f in self.beta_features if f not in BETA_FEATURES]
+        if unknown or len(set(self.beta_features)) != len(self.beta_features):
+            raise ValueError(
+                f"beta_features must be distinct names from {BETA_FEATURES}, "
+                f"got {self.beta_features!r}"
+            )
+        if (self.low is None) != (self.high is None):
+            raise ValueError("low and high must be given together (a box) or both be None")
+        if self.low is not None and self.high is not None:
+            low = tuple(float(v) for v in self.low)
+            high = tuple(float(v) for v in self.high)
+            d = self.inputs_features
+            if len(low) != d or len(high) != d:
+                raise ValueError(
+                    f"low and high must have {d} entries (inputs_features), "
+                    f"got {len(low)} and {len(high)}"
+                )
+            bad = [
+                i
+                for i in range(d)
+                if not (math.isfinite(low[i]) and math.isfinite(high[i]) and low[i] < high[i])
+            ]
+            if bad:
+                raise ValueError(
+                    f"the box needs finite low < high in every coordinate; coordinates {bad} "
+                    f"violate it (low={low}, high={high})"
+                )
+            object.__setattr__(self, "low", low)
+            object.__setattr__(self, "high", high)
+
+    @property
+    def beta_conditioned(self) -> bool:
+        return bool(self.beta_features)
+
+    @property
+    def x_features(self) -> int:
+        """Columns of the context that are ``x`` (all but beta)."""
+        return self.context_features - (1 if self.beta_conditioned else 0)
+
+    @property
+    def bounded(self) -> bool:
+        return self.low is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs_features": self.inputs_features,
+            "context_features": self.context_features,
+            "density": self.density.to_dict(),
+            "embedding": self.embedding.to_dict(),
+            "beta_features": list(self.beta_features),
+            "low": None if self.low is None else list(self.low),
+            "high": None if self.high is None else list(self.high),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EstimatorSpec:
+        """Inverse of ``to_dict``; raises ValueError on unknown or missing fields."""
+        try:
+            return cls(
+                inputs_features=data["inputs_features"],
+                context_features=data["context_features"],
+                density=density_config_from_dict(data["density"]),
+                embedding=_from_fields(EmbeddingConfig, data["embedding"]),
+                beta_features=tuple(data["beta_features"]),
+                low=None if data["low"] is None else tuple(data["low"]),
+                high=None if data["high"] is None else tuple(data["high"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"malformed estimator spec {data!r}: {error!r}") from error
+
+
+def _from_fields(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+    return cls(**data)
+
+
+def density_config_from_dict(data: dict[str, Any]) -> DensityConfig:
+    """Rebuild a density config from ``config.to_dict()``."""
+    data = dict(data)
+    kind = data.pop("type", None)
+    if kind == "spline_flow":
+        return _from_fields(SplineFlowConfig, data)
+    if kind == "mdn":
+        return _from_fields(MDNConfig, data)
+    raise ValueError(f"unknown density type {kind!r}; expected 'spline_flow' or 'mdn'")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of ``fit`` / ``fit_conditional`` / ``train_loop``.
+
+    Attributes:
+        batch_size: minibatch size ``b``.
+        learning_rate: Adam step size.
+        max_epochs: upper bound on the number of epochs.
+        patience: stop after this many epochs without a new best validation
+            loss (then the best weights are restored).
+        validation_fraction: share of the training rows (or base pairs) held
+            out for validation; 0 disables validation and early stopping.
+        clip_grad_norm: gradients are clipped to this global norm
+            (``None``: no clipping).
+        validation_betas: size of the fixed beta grid on which the validation
+            loss is evaluated when beta is drawn from a distribution.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
+            ``"cuda"`` or ``"cuda:N"``.
+        seed: seeds the split, the batch order, beta draws and dropout
+            (without touching global random state).
+        progress: show a tqdm progress bar over epochs.
+    """
+
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    max_epochs: int = 200
+    patience: int = 20
+    validation_fraction: float = 0.1
+    clip_grad_norm: float | None = 5.0
+    validation_betas: int = 8
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check_int("batch_size", self.batch_size, 1)
+        _check_float("learning_rate", self.learning_rate, low=0.0, open_low=True)
+        _check_int("max_epochs", self.max_epochs, 1)
+        _check_int("patience", self.patience, 1)
+        _check_float("validation_fraction", self.validation_fraction, low=0.0, high=0.9)
+        if self.clip_grad_norm is not None:
+            _check_float("clip_grad_norm", self.clip_grad_norm, low=0.0, open_low=True)
+        _check_int("validation_betas", self.validation_betas, 1)
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be a bool, got {self.progress!r}")
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda")
+            or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,197 @@
+"""The training loop shared by every model: Adam, clipping, validation, early stopping.
+
+``train_loop`` knows nothing about densities or weights: it takes a
+``batch_loss_fn(index, rng)`` (an unbiased estimate of the objective on a
+batch of training positions) and a ``validation_loss_fn()``, and returns a
+``History``. ``gbi_npe.fit`` builds those for the weighted NPE objective; the
+surrogates (NLE, NRE, score models) can build their own.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+
+#: ``batch_loss_fn(index (b,) int, rng) -> scalar tensor`` for ``train_loop``.
+BatchLossFn = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class History:
+    """What happened during training.
+
+    Attributes:
+        train_loss: per epoch, the minibatch losses averaged with weights
+            ``|B| / N`` (the training objective, while the network changed).
+        validation_loss: per epoch, the weighted validation loss (empty
+            without validation).
+        best_epoch: index of the epoch whose weights were kept (``None``
+            without validation: the last weights are kept).
+        stopped_early: stopped by patience before ``max_epochs``.
+        seconds: wall time of the loop.
+        epoch_seconds: wall time of each epoch (training and validation).
+        device: where it ran.
+        n_train: training rows (or base pairs).
+        n_validation: validation rows (or base pairs).
+    """
+
+    train_loss: tuple[float, ...]
+    validation_loss: tuple[float, ...]
+    best_epoch: int | None
+    stopped_early: bool
+    seconds: float
+    epoch_seconds: tuple[float, ...]
+    device: str
+    n_train: int
+    n_validation: int
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    @property
+    def best_validation_loss(self) -> float | None:
+        return None if self.best_epoch is None else self.validation_loss[self.best_epoch]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["train_loss"] = list(self.train_loss)
+        out["validation_loss"] = list(self.validation_loss)
+        out["epoch_seconds"] = list(self.epoch_seconds)
+        return out
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available")
+    return torch.device(device)
+
+
+def _adam(parameters: list[nn.Parameter], learning_rate: float) -> torch.optim.Adam:
+    """Adam, fused where this torch supports it for these parameters (same maths, fewer ops)."""
+    try:
+        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+def train_loop(
+    module: nn.Module,
+    batch_loss_fn: BatchLossFn,
+    n_train: int,
+    config: TrainConfig,
+    validation_loss_fn: Callable[[], float] | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    n_validation: int = 0,
+    description: str = "training",
+) -> History:
+    """Minibatch Adam with clipping, validation, early stopping and best-weight restore.
+
+    Reusable by any model (the surrogates use it too). Each epoch visits the
+    ``n_train`` training positions once in a random order, in batches of
+    ``config.batch_size``.
+
+    Args:
+        module: the model, already on its device; its parameters are optimized.
+        batch_loss_fn: ``(index (b,), rng) -> loss`` for training positions
+            ``index``; an unbiased estimate of the full objective.
+        n_train: number of training positions.
+        config: optimizer and stopping settings.
+        validation_loss_fn: ``() -> float`` (called in eval mode, no grad);
+            ``None`` disables early stopping.
+        rng: randomness of the batch order (and of ``batch_loss_fn``);
+            default ``np.random.default_rng(config.seed)``.
+        n_validation: recorded in the History.
+        description: progress bar label.
+
+    Returns:
+        The History; ``module`` holds the best weights (or the last, without
+        validation) and is left in eval mode.
+
+    Raises:
+        FloatingPointError: a training or validation loss is not finite.
+    """
+    rng = np.random.default_rng(config.seed) if rng is None else rng
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    optimizer = _adam(parameters, config.learning_rate)
+    first = next(iter(module.parameters()), None)
+    if first is None:
+        first = next(iter(module.buffers()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    train_losses: list[float] = []
+    validation_losses: list[float] = []
+    epoch_seconds: list[float] = []
+    best, best_epoch, best_state, bad_epochs = np.inf, None, None, 0
+    stopped_early = False
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(config.seed)
+        bar = tqdm(range(config.max_epochs), desc=description, disable=not config.progress)
+        for epoch in bar:
+            epoch_start = time.perf_counter()
+            module.train()
+            order = rng.permutation(n_train)
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            for lo in range(0, n_train, config.batch_size):
+                index = order[lo : lo + config.batch_size]
+                loss = batch_loss_fn(index, rng)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm)
+                optimizer.step()
+                total += loss.detach().to(torch.float64) * (index.size / n_train)
+            train_losses.append(float(total))
+            if not np.isfinite(train_losses[-1]):
+                raise FloatingPointError(
+                    f"the training loss became {train_losses[-1]} in epoch {epoch}; lower the "
+                    "learning rate or check the data and weights"
+                )
+            postfix = {"train": f"{train_losses[-1]:.4g}"}
+            if validation_loss_fn is not None:
+                module.eval()
+                value = float(validation_loss_fn())
+                if not np.isfinite(value):
+                    raise FloatingPointError(f"the validation loss is {value} in epoch {epoch}")
+                validation_losses.append(value)
+                postfix["val"] = f"{value:.4g}"
+                if value < best:
+                    best, best_epoch, bad_epochs = value, epoch, 0
+                    best_state = copy.deepcopy(module.state_dict())
+                else:
+                    bad_epochs += 1
+            epoch_seconds.append(time.perf_counter() - epoch_start)
+            bar.set_postfix(postfix)
+            if validation_loss_fn is not None and bad_epochs >= config.patience:
+                stopped_early = epoch < config.max_epochs - 1
+                break
+        bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return History(
+        train_loss=tuple(train_losses),
+        validation_loss=tuple(validation_losses),
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - start,
+        epoch_seconds=tuple(epoch_seconds),
+        device=str(device),
+        n_train=n_train,
+        n_validation=n_validation,
+    )

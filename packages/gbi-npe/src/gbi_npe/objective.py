@@ -1,0 +1,303 @@
+"""The weighted maximum-likelihood objective of Route B (paper §4.2, Prop. B.2).
+
+For a fixed temperature, SNIS weights are normalized *globally* over the data
+set, ``w~_i = w_i / sum_j w_j``, and the objective is ``L = sum_i w~_i l_i``
+with ``l_i = -log q(theta_i | x_i, beta)``. A minibatch ``B`` of size ``b``
+drawn uniformly estimates it without bias by
+
+    L_B = (N / b) * sum_{i in B} w~_i l_i                        (Prop. B.2)
+
+Renormalizing inside the batch (``w_i / sum_{j in B} w_j``) would be biased;
+nothing here does that.
+
+With several temperatures in one data set (a ``beta`` per row), the weights
+are normalized within each distinct beta, and each beta group keeps the share
+``n_beta / N`` of the total mass, so ``sum_i w~_i = 1`` and, without weights,
+``L`` is the plain mean negative log-likelihood.
+
+With a continuous beta the weights come from a callable ``log_weights_fn(beta,
+index)`` that returns ``log w~_{beta, index}`` normalized over the whole base
+set for each beta; see ``ContinuousBetaNLL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .beta import BetaDistribution
+from .estimator import ConditionalDensityEstimator
+
+#: ``log_weights_fn(beta (b,), index (b,) int) -> log w~ (b,)``: log of the SNIS
+#: weight of base pair ``index[j]`` at temperature ``beta[j]``, normalized over
+#: the whole base set for that beta (``sum_i exp(log_w(beta, i)) = 1``).
+LogWeightsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: rows evaluated at once for full-data (validation) losses.
+EVAL_CHUNK = 8192
+
+# A normalized weight is at most 1; log weights up to this much above 0 are
+# accepted as round-off (e.g. from an interpolated normalizer).
+_NORMALIZED_SLACK = 1e-6
+
+
+def _logsumexp(values: np.ndarray) -> float:
+    top = np.max(values)
+    if not np.isfinite(top):
+        return float(top)
+    return float(top + np.log(np.exp(values - top).sum()))
+
+
+def normalize_log_weights(
+    log_weights: np.ndarray | None,
+    beta: np.ndarray | None,
+    n: int,
+    *,
+    drop_empty: bool = False,
+) -> np.ndarray:
+    """Globally normalized log weights, per distinct beta.
+
+    Args:
+        log_weights: unnormalized log weights (n,) (``-inf`` = weight 0), or
+            ``None`` for equal weights.
+        beta: temperature per row (n,), or ``None`` (one group).
+        n: number of rows.
+        drop_empty: a beta group whose weights are all zero gets no mass (the
+            other groups are scaled up); otherwise it is an error.
+
+    Returns:
+        ``log w~`` (n,), with ``sum exp(log w~) = 1`` and each group's mass
+        proportional to its size.
+
+    Raises:
+        ValueError: a group has only zero weights (unless ``drop_empty``).
+
+    Example:
+        >>> lw = normalize_log_weights(np.log([1.0, 3.0, 2.0, 2.0]), np.array([1, 1, 2, 2.0]), 4)
+        >>> np.round(np.exp(lw), 3).tolist()
+        [0.125, 0.375, 0.25, 0.25]
+    """
+    if log_weights is None:
+        return np.full(n, -np.log(n))
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    if beta is None:
+        groups, inverse = np.zeros(1), np.zeros(n, dtype=np.int64)
+    else:
+        groups, inverse = np.unique(beta, return_inverse=True)
+    out = np.full(n, -np.inf)
+    empty = []
+    for g in range(groups.size):
+        members = np.flatnonzero(inverse == g)
+        total = _logsumexp(log_weights[members])
+        if not np.isfinite(total):
+            empty.append(float(groups[g]))
+            continue
+        out[members] = log_weights[members] - total + np.log(members.size / n)
+    if empty:
+        kept = np.isfinite(out)
+        if not drop_empty or not kept.any():
+            where = "" if beta is None else f" at beta = {empty[:5]}"
+            raise ValueError(f"all weights are zero{where}; cannot normalize them")
+        out[kept] -= _logsumexp(out[kept])
+    return out
+
+
+def minibatch_loss(nll: torch.Tensor, weights: torch.Tensor, n_total: int) -> torch.Tensor:
+    """Unbiased minibatch estimate of ``sum_i w~_i l_i`` (Prop. B.2).
+
+    Args:
+        nll: per-row losses ``l_j`` of the batch, shape (b,).
+        weights: globally normalized weights ``w~_j`` of the same rows, (b,).
+        n_total: ``N``, the number of rows the weights are normalized over.
+
+    Returns:
+        ``(N / b) * sum_j w~_j l_j`` (a scalar); no renormalization in the batch.
+    """
+    return (n_total / nll.shape[0]) * (weights * nll).sum()
+
+
+def call_log_weights_fn(fn: LogWeightsFn, beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Call a ``log_weights_fn`` and check what it returns.
+
+    Raises:
+        ValueError: not an array of shape (b,), NaN / +inf in it, or a value
+            above 0 (a globally normalized weight is at most 1).
+    """
+    result = np.asarray(fn(beta, index), dtype=np.float64)
+    if result.shape != beta.shape:
+        raise ValueError(
+            f"log_weights_fn must return an array of shape {beta.shape} (one log weight per "
+            f"(beta, index) pair), got {result.shape}"
+        )
+    if np.isnan(result).any() or (result == np.inf).any():
+        raise ValueError("log_weights_fn returned NaN or +inf (use -inf for a zero weight)")
+    if (result > _NORMALIZED_SLACK).any():
+        raise ValueError(
+            "log_weights_fn must return log weights normalized over the whole base set for "
+            f"each beta, so every value is <= 0; got a maximum of {result.max():.4g}"
+        )
+    return result
+
+
+def _nll_in_chunks(
+    estimator: ConditionalDensityEstimator, inputs: torch.Tensor, context: torch.Tensor
+) -> torch.Tensor:
+    return torch.cat(
+        [
+            -estimator.log_prob(inputs[i : i + EVAL_CHUNK], context[i : i + EVAL_CHUNK])
+            for i in range(0, inputs.shape[0], EVAL_CHUNK)
+        ]
+    )
+
+
+class WeightedNLL:
+    """``sum_i w~_i l_i`` over a fixed data set (rows already carry their context).
+
+    Args:
+        estimator: the estimator being trained.
+        inputs: shape (N, d), float64, on the estimator's device.
+        context: shape (N, c) (``[x, beta]`` for NPE), float64, same device.
+        log_weights: globally normalized log weights (N,)
+            (``normalize_log_weights``).
+    """
+
+    def __init__(
+        self,
+        estimator: ConditionalDensityEstimator,
+        inputs: torch.Tensor,
+        context: torch.Tensor,
+        log_weights: np.ndarray,
+    ) -> None:
+        self.estimator = estimator
+        self.inputs = inputs
+        self.context = context
+        self.weights = torch.as_tensor(np.exp(log_weights), device=inputs.device)
+        self.n = inputs.shape[0]
+
+    def batch_loss(self, index: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """``(N / b) sum_{j in batch} w~_j l_j`` for rows ``index`` (b,)."""
+        idx = torch.as_tensor(index, device=self.inputs.device)
+        nll = -self.estimator.log_prob(self.inputs[idx], self.context[idx])
+        return minibatch_loss(nll, self.weights[idx], self.n)
+
+    @torch.no_grad()
+    def full_loss(self) -> float:
+        """``sum_i w~_i l_i`` over all rows."""
+        nll = _nll_in_chunks(self.estimator, self.inputs, self.context)
+        keep = self.weights > 0
+        return float((self.weights[keep] * nll[keep]).sum())
+
+
+class ContinuousBetaNLL:
+    """Route B with beta drawn fresh for every minibatch item.
+
+    For a batch of base pairs ``i_j`` (drawn uniformly from the training part
+    of the base set) and temperatures ``beta_j ~ distribution``:
+
+        L_B = (N / b) * sum_j exp(log_w(beta_j, i_j)) * l_{i_j}(beta_j)
+
+    where ``N`` is the size of the whole base set (the set ``log_weights_fn``
+    normalizes over). Its expectation is ``(N / N_train) * E_beta[sum_{i in
+    train} w~_{beta,i} l_i(beta)]``, which, over the random train/validation
+    split, is unbiased for ``E_beta[sum_i w~_{beta,i} l_i(beta)]``. Without a
+    ``log_weights_fn`` every weight is ``1 / N``.
+
+    Args:
+        estimator: a beta-conditioned estimator.
+        theta: base parameters (N, d), float64, on the estimator's device.
+        x: base observations (N, d_x), float64, same device.
+        train_index: base indices used for training (n_train,), int.
+        distribution: where beta is drawn from.
+        log_weights_fn: see ``LogWeightsFn``, or ``None``.
+    """
+
+    def __init__(
+        self,
+        estimator: ConditionalDensityEstimator,
+        theta: torch.Tensor,
+        x: torch.Tensor,
+        train_index: np.ndarray,
+        distribution: BetaDistribution,
+        log_weights_fn: LogWeightsFn | None,
+    ) -> None:
+        self.estimator = estimator
+        self.theta = theta
+        self.x = x
+        self.train_index = np.asarray(train_index, dtype=np.int64)
+        self.distribution = distribution
+        self.log_weights_fn = log_weights_fn
+        self.n_base = theta.shape[0]
+
+    def batch_loss(self, index: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """Loss for training positions ``index`` (b,), drawing one beta per item from ``rng``."""
+        base = self.train_index[index]
+        beta = np.asarray(self.distribution.sample(base.size, rng), dtype=np.float64)
+        if self.log_weights_fn is None:
+            log_w = np.full(base.size, -np.log(self.n_base))
+        else:
+            log_w = call_log_weights_fn(self.log_weights_fn, beta, base)
+        device = self.theta.device
+        idx = torch.as_tensor(base, device=device)
+        beta_t = torch.as_tensor(beta, device=device)
+        context = torch.cat([self.x[idx], beta_t[:, None]], dim=1)
+        nll = -self.estimator.log_prob(self.theta[idx], context)
+        weights = torch.as_tensor(np.exp(log_w), device=device)
+        return minibatch_loss(nll, weights, self.n_base)
+
+
+class GridValidationNLL:
+    """Validation loss for a continuous beta: the mean over a fixed beta grid.
+
+    For each grid temperature ``beta_g`` the weights of the validation pairs
+    are renormalized over the validation subset,
+    ``w~^val_{g,i} = w_{g,i} / sum_{k in val} w_{g,k}``, and
+
+        L_val = (1 / G) * sum_g sum_{i in val} w~^val_{g,i} l_i(beta_g).
+
+    Args:
+        estimator: a beta-conditioned estimator.
+        theta: validation parameters (n_val, d), on the estimator's device.
+        x: validation observations (n_val, d_x), same device.
+        grid: temperatures (G,).
+        log_weights: unnormalized log weights (G, n_val) (``None``: equal).
+    """
+
+    def __init__(
+        self,
+        estimator: ConditionalDensityEstimator,
+        theta: torch.Tensor,
+        x: torch.Tensor,
+        grid: np.ndarray,
+        log_weights: np.ndarray | None,
+    ) -> None:
+        self.estimator = estimator
+        self.theta = theta
+        self.x = x
+        self.grid = np.asarray(grid, dtype=np.float64)
+        n_val = theta.shape[0]
+        weights = []
+        for g, beta in enumerate(self.grid):
+            lw = None if log_weights is None else log_weights[g]
+            try:
+                weights.append(np.exp(normalize_log_weights(lw, None, n_val)))
+            except ValueError as error:
+                raise ValueError(
+                    f"every validation weight is zero at beta = {beta:g}; use more "
+                    "validation pairs or check log_weights_fn"
+                ) from error
+        self.weights = torch.as_tensor(np.stack(weights), device=theta.device)
+
+    @torch.no_grad()
+    def __call__(self) -> float:
+        n_val = self.theta.shape[0]
+        total = 0.0
+        for g, beta in enumerate(self.grid):
+            beta_col = torch.full(
+                (n_val, 1), float(beta), dtype=torch.float64, device=self.theta.device
+            )
+            nll = _nll_in_chunks(self.estimator, self.theta, torch.cat([self.x, beta_col], 1))
+            keep = self.weights[g] > 0
+            total += float((self.weights[g][keep] * nll[keep]).sum())
+        return total / self.grid.size

@@ -1,0 +1,315 @@
+"""Training a density estimator: ``fit`` (NPE) and ``fit_conditional`` (generic).
+
+Training is a function: ``fit(estimator, theta, x, beta, weights, config) ->
+History``. It sets the estimator's standardization on the first fit, records
+the trained beta range, and optimizes the weighted objective of
+``gbi_npe.objective`` with ``gbi_npe.loop.train_loop`` (Adam, gradient
+clipping, a validation split, early stopping with the best weights restored).
+It never builds a posterior.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validation import as_beta, as_matrix, as_weights
+from .beta import BetaDistribution
+from .config import TrainConfig
+from .estimator import ConditionalDensityEstimator
+from .loop import History, resolve_device, train_loop
+from .objective import (
+    ContinuousBetaNLL,
+    GridValidationNLL,
+    LogWeightsFn,
+    WeightedNLL,
+    call_log_weights_fn,
+    normalize_log_weights,
+)
+
+#: temperatures drawn to set the beta-feature standardization of a distribution.
+_BETA_STATS_DRAWS = 4096
+
+
+def _split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, validation) index arrays; validation has round(fraction * n) rows."""
+    n_val = round(fraction * n)
+    if fraction > 0:
+        n_val = max(1, n_val)
+    if n - n_val < 1:
+        raise ValueError(
+            f"{n} rows are too few for validation_fraction={fraction}: no training rows left"
+        )
+    order = rng.permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _check_estimator(estimator: Any, beta_conditioned: bool) -> ConditionalDensityEstimator:
+    if not isinstance(estimator, ConditionalDensityEstimator):
+        raise ValueError(
+            f"estimator must be a ConditionalDensityEstimator (make_npe / "
+            f"make_conditional_estimator), got {type(estimator).__name__}"
+        )
+    if beta_conditioned and not estimator.beta_conditioned:
+        raise ValueError("fit needs a beta-conditioned estimator (make_npe); use fit_conditional")
+    if not beta_conditioned and estimator.beta_conditioned:
+        raise ValueError("this estimator is beta-conditioned: train it with fit(..., beta, ...)")
+    return estimator
+
+
+def _check_inputs(
+    estimator: ConditionalDensityEstimator, inputs: Any, context: Any, names: tuple[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    spec = estimator.spec
+    inputs_a = as_matrix(names[0], inputs, spec.inputs_features)
+    context_a = as_matrix(names[1], context, spec.x_features)
+    if inputs_a.shape[0] != context_a.shape[0]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same number of rows, got "
+            f"{inputs_a.shape[0]} and {context_a.shape[0]}"
+        )
+    if inputs_a.shape[0] > 1:
+        constant = np.flatnonzero(np.ptp(inputs_a, axis=0) == 0)
+        if constant.size:
+            raise ValueError(
+                f"{names[0]} columns {constant.tolist()} are constant in the training data: a "
+                "density over them is degenerate; drop them before building the estimator"
+            )
+    if spec.bounded:
+        low, high = np.asarray(spec.low), np.asarray(spec.high)
+        outside = ~((inputs_a >= low) & (inputs_a <= high)).all(axis=1)
+        if outside.any():
+            raise ValueError(
+                f"{names[0]} must lie inside the box [low, high]; {int(outside.sum())} row(s) "
+                f"do not (first: row {int(np.flatnonzero(outside)[0])})"
+            )
+    return inputs_a, context_a
+
+
+def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=device)
+
+
+def _fit_rows(
+    estimator: ConditionalDensityEstimator,
+    inputs: np.ndarray,
+    x: np.ndarray,
+    beta: np.ndarray | None,
+    log_weights: np.ndarray | None,
+    config: TrainConfig,
+) -> History:
+    """Fixed rows: per-row context (and beta), optional per-row weights."""
+    n = inputs.shape[0]
+    split_seq, loop_seq = np.random.SeedSequence(config.seed).spawn(2)
+    train, val = _split(n, config.validation_fraction, np.random.default_rng(split_seq))
+    if log_weights is not None and beta is not None and n > 1 and np.unique(beta).size == n:
+        raise ValueError(
+            "weights were given but every row has a different beta, so normalizing them per "
+            "beta makes them all equal; for a continuous beta pass a BetaDistribution and "
+            "log_weights_fn instead"
+        )
+    device = resolve_device(config.device)
+    estimator.to(device)
+    if not estimator.is_fitted:
+        stats_weights = np.exp(normalize_log_weights(log_weights, beta, n))
+        estimator.set_standardization(inputs, x, stats_weights, beta)
+    if beta is not None:
+        estimator.record_beta_range(float(beta.min()), float(beta.max()))
+
+    def rows(index: np.ndarray, drop_empty: bool) -> WeightedNLL:
+        context = x[index] if beta is None else np.c_[x[index], beta[index]]
+        lw = normalize_log_weights(
+            None if log_weights is None else log_weights[index],
+            None if beta is None else beta[index],
+            index.size,
+            drop_empty=drop_empty,
+        )
+        return WeightedNLL(estimator, _tensor(inputs[index], device), _tensor(context, device), lw)
+
+    objective = rows(train, drop_empty=False)
+    validation = rows(val, drop_empty=True) if val.size else None
+    return train_loop(
+        estimator,
+        objective.batch_loss,
+        objective.n,
+        config,
+        None if validation is None else validation.full_loss,
+        rng=np.random.default_rng(loop_seq),
+        n_validation=val.size,
+        description="fit",
+    )
+
+
+def _fit_continuous(
+    estimator: ConditionalDensityEstimator,
+    theta: np.ndarray,
+    x: np.ndarray,
+    distribution: BetaDistribution,
+    log_weights_fn: LogWeightsFn | None,
+    config: TrainConfig,
+) -> History:
+    """Base pairs with beta drawn per minibatch item, weights from ``log_weights_fn``."""
+    n = theta.shape[0]
+    split_seq, loop_seq, beta_seq = np.random.SeedSequence(config.seed).spawn(3)
+    train, val = _split(n, config.validation_fraction, np.random.default_rng(split_seq))
+    grid = np.asarray(distribution.validation_grid(config.validation_betas), dtype=np.float64)
+    everyone = np.arange(n)
+    grid_log_weights = None
+    if log_weights_fn is not None:
+        grid_log_weights = np.stack(
+            [call_log_weights_fn(log_weights_fn, np.full(n, b), everyone) for b in grid]
+        )
+    device = resolve_device(config.device)
+    estimator.to(device)
+    if not estimator.is_fitted:
+        # Standardize under the tempered targets, averaged over the beta grid.
+        if grid_log_weights is None:
+            stats_weights = None
+        else:
+            stats_weights = np.mean(
+                [np.exp(normalize_log_weights(lw, None, n)) for lw in grid_log_weights], axis=0
+            )
+        beta_draws = distribution.sample(_BETA_STATS_DRAWS, np.random.default_rng(beta_seq))
+        estimator.set_standardization(theta, x, stats_weights, np.asarray(beta_draws))
+    estimator.record_beta_range(float(distribution.low), float(distribution.high))
+    theta_t, x_t = _tensor(theta, device), _tensor(x, device)
+    objective = ContinuousBetaNLL(estimator, theta_t, x_t, train, distribution, log_weights_fn)
+    validation = None
+    if val.size:
+        validation = GridValidationNLL(
+            estimator,
+            theta_t[torch.as_tensor(val, device=device)],
+            x_t[torch.as_tensor(val, device=device)],
+            grid,
+            None if grid_log_weights is None else grid_log_weights[:, val],
+        )
+    return train_loop(
+        estimator,
+        objective.batch_loss,
+        train.size,
+        config,
+        validation,
+        rng=np.random.default_rng(loop_seq),
+        n_validation=val.size,
+        description="fit",
+    )
+
+
+def fit(
+    estimator: ConditionalDensityEstimator,
+    theta: np.ndarray,
+    x: np.ndarray,
+    beta: float | np.ndarray | BetaDistribution,
+    weights: np.ndarray | None = None,
+    config: TrainConfig | None = None,
+    *,
+    log_weights: np.ndarray | None = None,
+    log_weights_fn: LogWeightsFn | None = None,
+) -> History:
+    """Train a beta-conditioned estimator q(theta | x, beta) by weighted maximum likelihood.
+
+    Two ways to give the temperatures:
+
+    * **Fixed rows**: ``beta`` a float or an array (N,), one per pair, with
+      optional ``weights`` (N,) (non-negative) or ``log_weights`` (N,). The
+      weights are normalized globally within each distinct beta (SNIS), each
+      beta group keeping the mass share ``n_beta / N``; the minibatch loss is
+      ``(N / b) sum_j w~_j l_j`` (Prop. B.2), never renormalized in the batch.
+      The validation rows' weights are normalized the same way over the
+      validation rows. Without weights this is the plain mean NLL (Route A).
+    * **Continuous beta** (Route B): ``beta`` a ``BetaDistribution`` (e.g.
+      ``LogUniformBeta(0.1, 2.0)``) and ``log_weights_fn(beta (b,), index (b,))
+      -> (b,)``, the log of the SNIS weight of base pair ``index[j]`` at
+      temperature ``beta[j]``, normalized over the whole base set (all N pairs)
+      for that beta. Plain numpy arrays in and out. Each minibatch item gets a
+      fresh beta; the loss is ``(N / b) sum_j exp(log_w(beta_j, i_j))
+      l_j(beta_j)``, unbiased for ``E_beta[sum_i w~_{beta,i} l_i(beta)]``. The
+      validation loss is the mean over ``config.validation_betas`` fixed
+      temperatures spanning the range (``distribution.validation_grid``) of
+      the weighted NLL of the validation pairs, with the weights renormalized
+      over the validation pairs for each of those temperatures.
+
+    On the first fit the standardization of theta (after the box logit), x and
+    the beta features is set from the training data, weighted by the
+    normalized weights (averaged over the validation grid for a continuous
+    beta); later fits keep it and continue training. The trained beta range is
+    recorded (widened by later fits). The estimator stays on the training
+    device.
+
+    Args:
+        estimator: from ``make_npe``.
+        theta: parameters, shape (N, theta_dim), inside the prior box if any.
+        x: observations, shape (N, x_dim), finite.
+        beta: a float, an array (N,) of positive temperatures, or a
+            ``BetaDistribution``.
+        weights: non-negative weights (N,) (fixed rows only).
+        config: a ``TrainConfig`` (default ``TrainConfig()``).
+        log_weights: log weights (N,) instead of ``weights`` (``-inf`` = 0).
+        log_weights_fn: the weight callable for a ``BetaDistribution`` (without
+            it all pairs weigh the same).
+
+    Returns:
+        The training History.
+
+    Raises:
+        ValueError: malformed data, weights or configuration.
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    estimator = _check_estimator(estimator, beta_conditioned=True)
+    theta_a, x_a = _check_inputs(estimator, theta, x, ("theta", "x"))
+    n = theta_a.shape[0]
+    if isinstance(beta, BetaDistribution):
+        if weights is not None or log_weights is not None:
+            raise ValueError(
+                "with a beta distribution the weights depend on beta: pass log_weights_fn, "
+                "not weights / log_weights"
+            )
+        if log_weights_fn is not None and not callable(log_weights_fn):
+            raise ValueError("log_weights_fn must be callable")
+        return _fit_continuous(estimator, theta_a, x_a, beta, log_weights_fn, config)
+    if log_weights_fn is not None:
+        raise ValueError(
+            "log_weights_fn needs beta to be a BetaDistribution (e.g. LogUniformBeta(0.1, 2.0)); "
+            "for fixed betas pass weights or log_weights"
+        )
+    beta_a = as_beta(beta, n)
+    lw = as_weights(weights, log_weights, n)
+    return _fit_rows(estimator, theta_a, x_a, beta_a, lw, config)
+
+
+def fit_conditional(
+    estimator: ConditionalDensityEstimator,
+    inputs: np.ndarray,
+    context: np.ndarray,
+    weights: np.ndarray | None = None,
+    config: TrainConfig | None = None,
+    *,
+    log_weights: np.ndarray | None = None,
+) -> History:
+    """Train a generic estimator q(inputs | context) (e.g. an NLE q(x | theta)).
+
+    The weights, if any, are normalized over the training rows; the minibatch
+    loss is ``(N / b) sum_j w~_j l_j``. Otherwise as ``fit`` with fixed rows.
+
+    Args:
+        estimator: from ``make_conditional_estimator``.
+        inputs: shape (N, inputs_dim).
+        context: shape (N, context_dim).
+        weights: non-negative (N,), or ``None``.
+        config: a ``TrainConfig``.
+        log_weights: log weights (N,) instead of ``weights``.
+
+    Returns:
+        The training History.
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    estimator = _check_estimator(estimator, beta_conditioned=False)
+    inputs_a, context_a = _check_inputs(estimator, inputs, context, ("inputs", "context"))
+    lw = as_weights(weights, log_weights, inputs_a.shape[0])
+    return _fit_rows(estimator, inputs_a, context_a, None, lw, config)
