@@ -1,0 +1,70 @@
+"""Running networks: seeded construction, tensors on a device, chunked evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from gbi_surrogates._from_npe import TrainConfig
+
+#: rows evaluated at once by ``log_likelihood`` / ``log_ratio`` / ``score``.
+DEFAULT_CHUNK_SIZE = 65_536
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def build_seeded(factory: Callable[[], ModuleT], seed: int) -> ModuleT:
+    """``factory()`` with its weights initialized from ``seed``.
+
+    Uses a forked torch RNG, so the global random state is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+def check_train_config(config: TrainConfig | None) -> TrainConfig:
+    """``config`` or the default ``TrainConfig()``; anything else is a ValueError."""
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"train_config must be a gbi_npe TrainConfig, got {type(config).__name__}")
+    return config
+
+
+def as_tensor(array: np.ndarray, device: torch.device, dtype=torch.float64) -> torch.Tensor:
+    """A tensor copy of ``array`` on ``device`` (read-only or broadcast views are fine)."""
+    return torch.as_tensor(np.array(array, dtype=np.float64, order="C"), dtype=dtype, device=device)
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of the module's first parameter or buffer (CPU if it has none)."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate_chunked(
+    fn: Callable[[slice], torch.Tensor], n: int, chunk_size: int, trailing: tuple[int, ...] = ()
+) -> np.ndarray:
+    """Concatenate ``fn(rows)`` over row slices of at most ``chunk_size``, as float64 numpy.
+
+    Args:
+        fn: maps a slice of rows to a tensor (rows, *trailing).
+        n: total rows.
+        chunk_size: rows per call.
+        trailing: trailing shape of each row's result.
+
+    Returns:
+        shape (n, *trailing), float64.
+    """
+    out = np.empty((n, *trailing), dtype=np.float64)
+    for start in range(0, n, chunk_size):
+        rows = slice(start, min(n, start + chunk_size))
+        out[rows] = fn(rows).to(torch.float64).cpu().numpy()
+    return out

@@ -1,0 +1,336 @@
+r"""Neural ratio estimation: a classifier whose logit estimates log p(x | theta) / p(x).
+
+A residual MLP ``d(theta, x)`` on the standardized pair ``[theta, x]`` outputs a
+logit ``f``. NRE-A (Hermans et al. 2020; the paper's Route B, App. A.2) trains
+it to tell joint pairs ``(theta_i, x_i) ~ p(theta, x)`` from pairs of the
+product of marginals ``(theta_i, x_j) ~ p(theta) p(x)`` (x shuffled within the
+minibatch, never paired with its own theta; ``num_negatives`` shuffles per
+batch), with equal class priors (each class's loss is its own mean):
+
+    L = mean_i [-log sigmoid(f(theta_i, x_i))] + mean_(i,j) [-log(1 - sigmoid(f(theta_i, x_j)))].
+
+The optimal classifier is ``d = r / (1 + r)`` with ``r = p(x | theta) / p(x)``,
+so ``log r = logit(d) = f``: ``log_ratio`` returns ``f``. The NRE-B variant
+(Durkan et al. 2020) contrasts each x against ``num_atoms`` thetas (its own
+and ``num_atoms - 1`` drawn from the training set) by a softmax cross-entropy;
+its logit estimates ``log r(theta, x) + c(x)``, which the NRE form of the
+SNIS weights absorbs into ``m(x)``.
+
+Example:
+    >>> import numpy as np
+    >>> from gbi_npe import TrainConfig
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.uniform(-1, 1, (256, 1)); x = theta + 0.3 * rng.normal(size=(256, 1))
+    >>> nre, history = fit_nre(theta, x, NREConfig(hidden_features=16, num_blocks=1),
+    ...                        TrainConfig(max_epochs=2, progress=False))
+    >>> nre.log_ratio(theta[:5], x[:5]).shape
+    (5,)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gbi_surrogates import _io
+from gbi_surrogates._from_npe import (
+    History,
+    ModelFileError,
+    TrainConfig,
+    resolve_device,
+    split_indices,
+)
+from gbi_surrogates._inputs import as_chunk_size, evaluation_pairs, training_pairs
+from gbi_surrogates._nets import PairStandardize, ResidualMLP
+from gbi_surrogates._runtime import (
+    DEFAULT_CHUNK_SIZE,
+    as_tensor,
+    build_seeded,
+    check_train_config,
+    evaluate_chunked,
+    module_device,
+)
+from gbi_surrogates._training import train_in_stages
+from gbi_surrogates.config import NREConfig
+
+#: negatives per validation row (drawn once): the validation loss must resolve
+#: small improvements for early stopping to stop at the right epoch.
+VALIDATION_NEGATIVES = 16
+
+
+class RatioNetwork(nn.Module):
+    """Standardization + residual MLP classifier: raw (theta, x) -> logit.
+
+    Args:
+        theta_features: d_theta.
+        x_features: d_x.
+        config: widths and depth.
+    """
+
+    def __init__(self, theta_features: int, x_features: int, config: NREConfig) -> None:
+        super().__init__()
+        self.standardize = PairStandardize(theta_features, x_features)
+        self.classifier = ResidualMLP(
+            theta_features + x_features, 1, config.hidden_features, config.num_blocks
+        )
+
+    def logit_standardized(self, u_theta: torch.Tensor, u_x: torch.Tensor) -> torch.Tensor:
+        """Standardized (b, d_theta), (b, d_x) float32 -> logits (b,) float32."""
+        return self.classifier(torch.cat([u_theta, u_x], dim=-1)).squeeze(-1)
+
+    def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Raw (b, d_theta), (b, d_x) -> logits (b,) float32."""
+        return self.logit_standardized(*self.standardize(theta, x))
+
+
+class NRE:
+    """A trained ratio estimator ``log r(theta, x) ≈ log p(x | theta) / p(x)``.
+
+    Build it with ``fit_nre`` or ``NRE.load``.
+
+    Attributes:
+        network: the torch module (standardization + classifier).
+        config: its ``NREConfig``.
+    """
+
+    kind = "nre"
+
+    def __init__(self, network: RatioNetwork, config: NREConfig) -> None:
+        self.network = network.eval()
+        self.config = config
+
+    @property
+    def theta_features(self) -> int:
+        return self.network.standardize.theta.shift.shape[0]
+
+    @property
+    def x_features(self) -> int:
+        return self.network.standardize.x.shift.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self.network)
+
+    def to(self, device: str | torch.device) -> NRE:
+        """Move the network to ``device`` (``"auto"`` picks CUDA when present); returns self."""
+        device = resolve_device(device) if isinstance(device, str) else device
+        self.network.to(device)
+        return self
+
+    def log_ratio(
+        self, theta: np.ndarray, x: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> np.ndarray:
+        """The classifier logit, an estimate of ``log p(x | theta) / p(x)``.
+
+        Args:
+            theta: shape (n, d_theta) or (d_theta,).
+            x: shape (n, d_x) or (d_x,); one x against n thetas (or one theta
+                against n x) is broadcast.
+            chunk_size: rows per network call (results do not depend on it).
+
+        Returns:
+            shape (n,), float64.
+
+        Raises:
+            ValueError: wrong dimensions, non-finite values, mismatched rows.
+        """
+        theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
+        chunk_size = as_chunk_size(chunk_size)
+        device = self.device
+        self.network.eval()
+        return evaluate_chunked(
+            lambda rows: self.network(
+                as_tensor(theta_a[rows], device), as_tensor(x_a[rows], device)
+            ),
+            theta_a.shape[0],
+            chunk_size,
+        )
+
+    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the model to ``path`` (safetensors + JSON header; see ``gbi_surrogates._io``)."""
+        header = _io.base_header(self.kind, metadata)
+        header["config"] = self.config.to_dict()
+        header["dims"] = {"theta": self.theta_features, "x": self.x_features}
+        header["standardization"] = self.network.standardize.to_dict()
+        return _io.write_module(path, header, self.network)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> NRE:
+        """Rebuild a model written by ``save``; the round trip is exact.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ModelFileError: unreadable, truncated, tampered with, or another
+                format or kind.
+        """
+        header, tensors = _io.read_module_file(path, cls.kind)
+        try:
+            config = NREConfig.from_dict(header["config"])
+            dims = header["dims"]
+            network = RatioNetwork(int(dims["theta"]), int(dims["x"]), config)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: invalid NRE header: {error}") from error
+        _io.load_into(path, network, tensors)
+        if header.get("standardization") != network.standardize.to_dict():
+            raise ModelFileError(f"{path}: the header's standardization disagrees with the tensors")
+        return cls(network, config).to(device)
+
+
+def _partners(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation of range(n) without fixed points (n >= 2): one cycle."""
+    order = rng.permutation(n)
+    partner = np.empty(n, dtype=np.int64)
+    partner[order] = np.roll(order, -1)
+    return partner
+
+
+def _others(rows: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """For each row, ``k`` indices drawn uniformly from range(n) minus that row: (b, k)."""
+    draws = rng.integers(0, n - 1, size=(rows.size, k))
+    return draws + (draws >= rows[:, None])
+
+
+class _RatioLoss:
+    """NRE-A / NRE-B losses over fixed standardized pairs."""
+
+    def __init__(
+        self, network: RatioNetwork, u_theta: torch.Tensor, u_x: torch.Tensor, config: NREConfig
+    ) -> None:
+        self.network = network
+        self.u_theta, self.u_x = u_theta, u_x
+        self.n = u_theta.shape[0]
+        self.config = config
+
+    def loss(self, index: np.ndarray, negatives: np.ndarray) -> torch.Tensor:
+        """Mean loss of rows ``index`` (b,) against ``negatives``.
+
+        ``negatives`` is (b,) (NRE-A: the x paired with each theta) or (b, K-1)
+        (NRE-B: the contrasting thetas of each x).
+        """
+        device = self.u_theta.device
+        rows = torch.as_tensor(index, device=device)
+        theta, x = self.u_theta[rows], self.u_x[rows]
+        positive = self.network.logit_standardized(theta, x)
+        negatives_t = torch.as_tensor(negatives, device=device)
+        b, k = negatives_t.shape
+        if self.config.variant == "nre_a":
+            negative = self.network.logit_standardized(
+                theta.repeat_interleave(k, dim=0), self.u_x[negatives_t.reshape(-1)]
+            )
+            return F.softplus(-positive).mean() + F.softplus(negative).mean()
+        contrast = self.network.logit_standardized(
+            self.u_theta[negatives_t.reshape(-1)], x.repeat_interleave(k, dim=0)
+        ).reshape(b, k)
+        logits = torch.cat([positive[:, None], contrast], dim=1)
+        return -torch.log_softmax(logits, dim=1)[:, 0].mean()
+
+    def draw_negatives(
+        self, index: np.ndarray, rng: np.random.Generator, k: int | None = None
+    ) -> np.ndarray:
+        """Fresh negatives for rows ``index``: ``k`` per row (default from the config)."""
+        if self.config.variant == "nre_b":
+            atoms = min(self.config.num_atoms if k is None else k + 1, self.n) - 1
+            return _others(index, self.n, atoms, rng)
+        k = self.config.num_negatives if k is None else k
+        if index.size >= 2:  # shuffle x within the batch, k times
+            return np.stack([index[_partners(index.size, rng)] for _ in range(k)], axis=1)
+        return _others(index, self.n, k, rng)
+
+    def batch_loss(self, index: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        return self.loss(index, self.draw_negatives(index, rng))
+
+    @torch.no_grad()
+    def full_loss(self, index: np.ndarray, negatives: np.ndarray, chunk_size: int) -> float:
+        """``loss`` over many rows, evaluated in chunks of rows (exact: equal-size terms)."""
+        total = 0.0
+        for start in range(0, index.size, chunk_size):
+            rows = slice(start, start + chunk_size)
+            total += float(self.loss(index[rows], negatives[rows])) * index[rows].size
+        return total / index.size
+
+
+def fit_nre(
+    theta: np.ndarray,
+    x: np.ndarray,
+    config: NREConfig | None = None,
+    train_config: TrainConfig | None = None,
+) -> tuple[NRE, History]:
+    """Train a ratio estimator on simulated pairs from the base joint.
+
+    The standardization is set from the training rows. Training is gbi-npe's
+    ``train_loop`` (Adam, gradient clipping, progress bar, validation split,
+    early stopping with the best weights restored), run once per stage of
+    ``config.learning_rate_decay``. The validation loss uses fixed negatives
+    drawn once among the validation rows (``VALIDATION_NEGATIVES`` per row, so
+    it resolves small improvements) and is comparable across epochs.
+    Everything random (initialization, split, batch order, negatives) follows
+    ``train_config.seed``.
+
+    Args:
+        theta: shape (n, d_theta), n >= 2, from the prior.
+        x: shape (n, d_x), ``x_i ~ p(x | theta_i)``.
+        config: the classifier (default ``NREConfig()``).
+        train_config: gbi-npe ``TrainConfig`` (default ``TrainConfig()``).
+
+    Returns:
+        The trained ``NRE`` (on the training device, eval mode) and its History.
+
+    Raises:
+        ValueError: malformed data or configuration.
+    """
+    config = NREConfig() if config is None else config
+    if not isinstance(config, NREConfig):
+        raise ValueError(f"config must be an NREConfig, got {type(config).__name__}")
+    train_config = check_train_config(train_config)
+    theta_a, x_a = training_pairs(theta, x)
+    n = theta_a.shape[0]
+    split_seq, loop_seq, validation_seq = np.random.SeedSequence(train_config.seed).spawn(3)
+    train, val = split_indices(
+        n, train_config.validation_fraction, np.random.default_rng(split_seq)
+    )
+    if train.size < 2:
+        raise ValueError(f"NRE training needs at least 2 training pairs, got {train.size}")
+    device = resolve_device(train_config.device)
+    network = build_seeded(
+        lambda: RatioNetwork(theta_a.shape[1], x_a.shape[1], config), train_config.seed
+    )
+    network.standardize.set_from(theta_a[train], x_a[train])
+    network.to(device)
+
+    def standardized(rows: np.ndarray) -> _RatioLoss:
+        u_theta, u_x = network.standardize(
+            as_tensor(theta_a[rows], device), as_tensor(x_a[rows], device)
+        )
+        return _RatioLoss(network, u_theta, u_x, config)
+
+    objective = standardized(train)
+    validation_fn = None
+    if val.size >= 2:
+        validation = standardized(val)
+        everyone = np.arange(val.size)
+        fixed = validation.draw_negatives(
+            everyone,
+            np.random.default_rng(validation_seq),
+            max(VALIDATION_NEGATIVES, config.num_negatives, config.num_atoms - 1),
+        )
+
+        def validation_fn() -> float:
+            return validation.full_loss(everyone, fixed, DEFAULT_CHUNK_SIZE // fixed.shape[1])
+
+    history = train_in_stages(
+        network,
+        objective.batch_loss,
+        train.size,
+        train_config,
+        validation_fn,
+        decay=config.learning_rate_decay,
+        rng=np.random.default_rng(loop_seq),
+        n_validation=val.size,
+        description=f"fit NRE ({config.variant})",
+    )
+    return NRE(network, config), history

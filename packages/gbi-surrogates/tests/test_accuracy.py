@@ -1,0 +1,112 @@
+"""Statistical checks against the closed forms of the linear-Gaussian model (conftest).
+
+Each surrogate is trained once on the same 10k simulations and evaluated on
+held-out pairs from the base joint, the pairs the SNIS weights and the
+Langevin synthesis actually use. Seeded: the numbers are reproducible; the
+values measured when the thresholds were set are in the comments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def _centered_pairs(gaussian, ratio_fn, n_x: int = 200, k: int = 20):
+    """log r_hat and the true log-likelihood on k posterior thetas for each of n_x held-out x,
+    each with its per-x mean removed (which removes any function of x)."""
+    _, x = gaussian.simulate(n_x, seed=101)
+    theta = gaussian.posterior_samples(x, k, seed=102).reshape(-1, 2)
+    x_rep = np.repeat(x, k, axis=0)
+    estimate = ratio_fn(theta, x_rep).reshape(n_x, k)
+    truth = gaussian.log_likelihood(theta, x_rep).reshape(n_x, k)
+    return (
+        estimate - estimate.mean(axis=1, keepdims=True),
+        truth - truth.mean(axis=1, keepdims=True),
+    )
+
+
+def test_nle_log_likelihood_matches_the_truth(gaussian, trained_nle) -> None:
+    nle, history = trained_nle
+    theta, x = gaussian.simulate(2000, seed=100)
+    estimate = nle.log_likelihood(theta, x)
+    truth = gaussian.log_likelihood(theta, x)
+    # Measured 0.9926; the standard deviation of the truth over these pairs is 1.04.
+    assert _pearson(estimate, truth) >= 0.99
+    # A density of x in its original units (x is rescaled by (1, 3)): the
+    # standardization Jacobian is in, so there is no offset (measured -0.006).
+    assert abs(np.mean(estimate - truth)) < 0.05
+    assert history.epochs <= 60 and history.best_epoch is not None
+
+
+def test_nre_a_log_ratio_matches_the_truth_up_to_a_function_of_x(gaussian, trained_nre_a) -> None:
+    nre, _ = trained_nre_a
+    estimate, truth = _centered_pairs(gaussian, nre.log_ratio)
+    # Measured 0.9934 (per-x centering over 20 posterior draws of theta per x).
+    assert _pearson(estimate, truth) >= 0.99
+
+
+def test_nre_a_log_ratio_matches_the_exact_ratio_on_joint_pairs(gaussian, trained_nre_a) -> None:
+    """NRE-A also estimates the x-only part: log r = log p(x | theta) - log p(x), no offset."""
+    nre, _ = trained_nre_a
+    theta, x = gaussian.simulate(2000, seed=100)
+    truth = gaussian.log_likelihood(theta, x) - gaussian.log_evidence(x)
+    # Measured 0.9918 (truth standard deviation 1.30).
+    assert _pearson(nre.log_ratio(theta, x), truth) >= 0.98
+
+
+def test_nre_b_log_ratio_matches_the_truth_up_to_a_function_of_x(gaussian, trained_nre_b) -> None:
+    nre, _ = trained_nre_b
+    estimate, truth = _centered_pairs(gaussian, nre.log_ratio)
+    # Measured 0.9943.
+    assert _pearson(estimate, truth) >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("level", "max_relative_error", "min_cosine"),
+    [
+        # sigma = 0.1 (the smallest level, a tenth of each coordinate's spread):
+        # measured relative RMS error 0.118, mean cosine 0.996.
+        (-1, 0.2, 0.99),
+        # sigma = 1: measured 0.037 and 0.9995.
+        (0, 0.1, 0.995),
+    ],
+)
+def test_score_matches_the_noised_joint_score(
+    gaussian, trained_score, level: int, max_relative_error: float, min_cosine: float
+) -> None:
+    """Score of the base joint noised by N(0, sigma^2 D^2) (D: the model's training
+    scales), in the original coordinates, at held-out pairs noised the same way."""
+    model, _ = trained_score
+    sigma = float(model.sigmas[level])
+    theta, x = gaussian.simulate(4000, seed=103)
+    scale = np.r_[model.theta_scale, model.x_scale]
+    noise = sigma * scale * np.random.default_rng(104).standard_normal((4000, 4))
+    v = np.c_[theta, x] + noise
+    truth = gaussian.noised_joint_score(v, np.diag((sigma * scale) ** 2))
+    estimate = model.score(v[:, :2], v[:, 2:], sigma)
+    error = np.sqrt(np.mean(np.sum((estimate - truth) ** 2, axis=1)) / np.mean(np.sum(truth**2, 1)))
+    cosine = np.mean(
+        np.sum(estimate * truth, axis=1)
+        / (np.linalg.norm(estimate, axis=1) * np.linalg.norm(truth, axis=1))
+    )
+    assert error < max_relative_error
+    assert cosine > min_cosine
+
+
+def test_standardized_score_is_the_chain_rule_of_the_original_one(trained_score) -> None:
+    model, _ = trained_score
+    rng = np.random.default_rng(5)
+    theta, x = rng.normal(size=(50, 2)) * 2, rng.normal(size=(50, 2)) * 3
+    scale = np.r_[model.theta_scale, model.x_scale]
+    u_theta = (theta - model.theta_shift) / model.theta_scale
+    u_x = (x - model.x_shift) / model.x_scale
+    original = model.score(theta, x, 0.5)
+    standardized = model.score(u_theta, u_x, 0.5, standardized=True)
+    np.testing.assert_allclose(standardized, original * scale, rtol=1e-6, atol=1e-9)

@@ -1,0 +1,126 @@
+"""Training in learning-rate stages on gbi-npe's train_loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gbi_surrogates import History, TrainConfig
+from gbi_surrogates._training import run_in_stages, train_in_stages
+
+
+def _problem(seed: int = 0):
+    """Linear regression y = X w + noise with a validation split."""
+    rng = np.random.default_rng(seed)
+    features = torch.as_tensor(rng.normal(size=(400, 3)), dtype=torch.float32)
+    target = features @ torch.tensor([1.0, -2.0, 0.5]) + 0.3 * torch.as_tensor(
+        rng.normal(size=400), dtype=torch.float32
+    )
+    module = torch.nn.Linear(3, 1)
+
+    def batch_loss(index: np.ndarray, _rng: np.random.Generator) -> torch.Tensor:
+        rows = torch.as_tensor(index)
+        return ((module(features[rows]).squeeze(-1) - target[rows]) ** 2).mean()
+
+    def validation_loss() -> float:
+        with torch.no_grad():
+            return float(((module(features[300:]).squeeze(-1) - target[300:]) ** 2).mean())
+
+    return module, batch_loss, validation_loss
+
+
+def _run(decay, max_epochs=30, patience=3, learning_rate=0.05, validate=True):
+    module, batch_loss, validation_loss = _problem()
+    config = TrainConfig(
+        max_epochs=max_epochs,
+        patience=patience,
+        batch_size=32,
+        learning_rate=learning_rate,
+        progress=False,
+    )
+    history = train_in_stages(
+        module,
+        batch_loss,
+        300,
+        config,
+        validation_loss if validate else None,
+        decay=decay,
+        rng=np.random.default_rng(0),
+        n_validation=100 if validate else 0,
+        description="test",
+    )
+    return module, history, validation_loss
+
+
+def test_stages_share_the_epoch_budget_and_keep_the_best_weights() -> None:
+    _, history, validation_loss = _run((1.0, 0.1, 0.01))
+    assert history.epochs <= 30
+    assert len(history.validation_loss) == history.epochs
+    assert history.validation_loss[history.best_epoch] == min(history.validation_loss)
+    assert validation_loss() == min(history.validation_loss)
+
+
+def test_a_single_stage_is_one_train_loop_run() -> None:
+    _, history, _ = _run((1.0,), max_epochs=5, patience=10)
+    assert history.epochs == 5 and not history.stopped_early
+
+
+def test_without_validation_the_epochs_are_split_evenly() -> None:
+    _, history, _ = _run((1.0, 0.1, 0.01), max_epochs=10, validate=False)
+    assert history.epochs == 10 and history.best_epoch is None
+
+
+def _history(validation_loss: tuple[float, ...], best_epoch: int | None) -> History:
+    n = len(validation_loss)
+    return History(
+        train_loss=(1.0,) * n,
+        validation_loss=validation_loss,
+        best_epoch=best_epoch,
+        stopped_early=True,
+        seconds=0.5,
+        epoch_seconds=(0.1,) * n,
+        device="cpu",
+        n_train=10,
+        n_validation=2,
+    )
+
+
+def test_stages_lower_the_rate_and_pass_unused_epochs_on() -> None:
+    module = torch.nn.Linear(1, 1, bias=False)
+    calls = []
+    # stage 1 stops after 4 epochs (best 0.5), stage 2 is worse (0.7): rolled back,
+    # stage 3 improves (0.4).
+    outcomes = iter([((0.9, 0.5, 0.6, 0.6), 1), ((0.8, 0.7), 1), ((0.45, 0.4, 0.41), 1)])
+
+    def run_stage(config: TrainConfig, label: str) -> History:
+        calls.append((config.learning_rate, config.max_epochs, label))
+        losses, best = next(outcomes)
+        with torch.no_grad():
+            module.weight.fill_(losses[best])  # the weights a stage ends with
+        return _history(losses, best)
+
+    config = TrainConfig(max_epochs=30, learning_rate=1e-3, progress=False)
+    history = run_in_stages(module, run_stage, config, decay=(1.0, 0.1, 0.01), description="t")
+    assert [c[0] for c in calls] == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert [c[1] for c in calls] == [10, 13, 24]  # ceil(30/3), ceil(26/2), 26 - 2
+    assert calls[0][2] == "t [1/3]"
+    assert history.validation_loss == (0.9, 0.5, 0.6, 0.6, 0.8, 0.7, 0.45, 0.4, 0.41)
+    assert history.best_epoch == 7 and history.epochs == 9
+    assert history.seconds == pytest.approx(1.5) and len(history.epoch_seconds) == 9
+    assert module.weight.item() == pytest.approx(0.4)
+
+
+def test_a_worse_last_stage_is_rolled_back() -> None:
+    module = torch.nn.Linear(1, 1, bias=False)
+    outcomes = iter([((0.5, 0.3), 1), ((0.6, 0.35), 1)])
+
+    def run_stage(config: TrainConfig, label: str) -> History:
+        losses, best = next(outcomes)
+        with torch.no_grad():
+            module.weight.fill_(losses[best])
+        return _history(losses, best)
+
+    config = TrainConfig(max_epochs=10, progress=False)
+    history = run_in_stages(module, run_stage, config, decay=(1.0, 0.1), description="t")
+    assert history.best_epoch == 1 and module.weight.item() == pytest.approx(0.3)
