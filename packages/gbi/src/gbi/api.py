@@ -1,0 +1,172 @@
+"""``gbi.train``: from a problem to an amortized power posterior, resumably."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gbi_npe
+from gbi import routes
+from gbi.config import RunConfig
+from gbi.problem import Problem, make_problem
+from gbi.rundir import RunDirectory
+from gbi.simulation import simulate_base_set
+
+
+@dataclass
+class TrainingResult:
+    """What ``train`` returns.
+
+    Attributes:
+        posterior: the amortized posterior q(theta | x, beta) (gbi-npe's
+            ``Posterior``: ``sample(n, x, beta, seed)``, ``log_prob``, ``beta_range``).
+        report: the training report (ESS per beta, surrogate losses, dropped
+            simulations, timings, and for ``auto`` what it chose and why).
+        run_dir: the run directory, if one was used.
+    """
+
+    posterior: gbi_npe.Posterior
+    report: dict[str, Any]
+    run_dir: Path | None
+
+
+def _log_fn(verbose: bool):
+    def log(message: str) -> None:
+        if verbose:
+            print(f"[gbi] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def train(
+    problem: str | Problem | Any,
+    route: str = "b-nre",
+    simulations: int = 10_000,
+    beta_range: tuple[float, float] = (0.1, 2.0),
+    seed: int = 0,
+    device: str = "auto",
+    executor: Executor | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    verbose: bool = True,
+    task_options: dict[str, Any] | None = None,
+    **settings: Any,
+) -> TrainingResult:
+    """Train an amortized posterior of ``problem`` for every beta in ``beta_range``.
+
+    Args:
+        problem: a built-in task name (``gbi_sims.list_tasks()``), a gbi-sims task,
+            or ``gbi.Problem(low, high, simulator)`` for your own simulator.
+        route: ``"b-nre"`` (default), ``"b-nle"``, ``"a"`` or ``"auto"``.
+        simulations: size of the base simulation set.
+        beta_range: ``(beta_min, beta_max)``, with beta_min <= 1 <= beta_max.
+        seed: every random stream of the run derives from it.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        executor: a ``concurrent.futures.Executor`` (process pool, Dask, Ray) for
+            the simulations.
+        out: a run directory: finished stages are saved there and reused by a
+            rerun; an interrupted run resumes. ``None`` keeps everything in memory.
+        progress: progress bars (``None``: when stderr is a terminal).
+        verbose: print what each stage does to stderr.
+        task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
+        **settings: further ``gbi.RunConfig`` fields (``max_epochs``,
+            ``stabilization``, ``flow``, ...).
+
+    Returns:
+        a ``TrainingResult`` with the posterior and the report.
+
+    Example:
+        >>> result = train("two_moons", simulations=2000, max_epochs=2,
+        ...                verbose=False)  # doctest: +SKIP
+        >>> result.posterior.sample(100, [0.0, 0.1], beta=0.5, seed=0).shape  # doctest: +SKIP
+        (100, 2)
+    """
+    task_options = dict(task_options or {})
+    prob = make_problem(problem, **task_options)
+    config = RunConfig(
+        problem=prob.name,
+        route=route,
+        simulations=simulations,
+        beta_range=tuple(beta_range),
+        seed=seed,
+        device=device,
+        task_options=task_options,
+        **settings,
+    )
+    if progress is None:
+        progress = sys.stderr.isatty()
+    log = _log_fn(verbose)
+    run = None
+    if out is not None:
+        stored = config.to_dict()
+        if not prob.builtin:
+            stored["prior_low"] = prob.low.tolist()
+            stored["prior_high"] = prob.high.tolist()
+        run = RunDirectory(out, stored)
+        if run.has("posterior.safetensors") and run.has("report.json"):
+            log(f"{run.path} holds a finished run: loading it")
+            posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))
+            return TrainingResult(posterior, run.load_json("report.json"), run.path)
+    return _run(prob, config, run, executor, progress, log)
+
+
+def _run(
+    problem: Problem,
+    config: RunConfig,
+    run: RunDirectory | None,
+    executor: Executor | None,
+    progress: bool,
+    log,
+) -> TrainingResult:
+    t0 = time.perf_counter()
+    report: dict[str, Any] = {
+        "problem": problem.name,
+        "route": config.route,
+        "config": config.to_dict(),
+    }
+    log(f"simulating {config.simulations} pairs of {problem.name}")
+    base = simulate_base_set(
+        problem,
+        config.simulations,
+        config.seed,
+        run,
+        chunk_size=config.chunk_size,
+        executor=executor,
+        progress=progress,
+    )
+    report["simulations"] = {
+        "requested": base.n_requested,
+        "dropped_nonfinite": base.n_dropped,
+        "reused": base.n_reused,
+        "seconds": base.seconds,
+    }
+    if base.n_dropped:
+        log(f"dropped {base.n_dropped} simulations with non-finite output")
+    if base.theta.shape[0] < 20:
+        raise ValueError(
+            f"only {base.theta.shape[0]} of {base.n_requested} simulations are finite: "
+            "too few to train on"
+        )
+    if config.route in ("b-nre", "b-nle"):
+        posterior = routes.route_b(
+            config.route[2:], problem, base, config, run, progress, log, report
+        )
+    elif config.route == "a":
+        posterior = routes.route_a(problem, base, config, run, progress, log, report)
+    else:
+        posterior = routes.route_auto(problem, base, config, run, progress, log, report)
+    report["seconds_total"] = time.perf_counter() - t0
+    report["beta_range"] = list(posterior.beta_range)
+    if run is not None:
+        posterior.save(
+            run.file("posterior.safetensors"),
+            metadata={"problem": problem.name, "route": config.route},
+        )
+        run.save_json("report.json", report)
+        log(f"saved the posterior and report in {run.path}")
+    return TrainingResult(posterior, report, None if run is None else run.path)

@@ -1,0 +1,151 @@
+"""The configuration of a training run (what ``config.json`` stores)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ROUTES = ("a", "b-nle", "b-nre", "auto")
+STABILIZATIONS = ("none", "truncate", "psis", "defensive")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run's result.
+
+    Attributes:
+        problem: task name (or the user problem's name).
+        route: ``"a"``, ``"b-nle"``, ``"b-nre"`` or ``"auto"``.
+        simulations: size of the base simulation set.
+        beta_range: ``(beta_min, beta_max)`` the posterior is trained on.
+        seed: the run's seed (every random stream derives from it).
+        chunk_size: simulations per saved chunk.
+        stabilization: SNIS stabilization for Route B (``none``, ``truncate``,
+            ``psis``, ``defensive``).
+        mixing_weight: the defensive mixture's weight on the base set.
+        flow: posterior density family: ``"nsf"`` (coupling spline flow),
+            ``"nsf-ar"`` (autoregressive) or ``"mdn"``.
+        flow_layers, hidden_features: posterior network size.
+        surrogate_hidden: width of the NLE/NRE/score networks.
+        batch_size, learning_rate, max_epochs, patience: training of every network.
+        surrogate_max_epochs: epochs bound for the surrogates (default ``max_epochs``).
+        langevin_steps: Langevin steps per noise level (Route A).
+        langevin_step_scale: ``eta = step_scale * sigma^2`` (Route A).
+        sigma_min, sigma_max, num_sigmas: the score model's noise ladder, in
+            standardized units (Route A).
+        synthetic_pairs: tempered pairs synthesized for Route A (default: ``simulations``).
+        auto_grid: temperatures on which ``auto`` checks the weights.
+        auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
+            of the SNIS weights falls below this ...
+        auto_max_k_hat: ... or where the PSIS k-hat exceeds this.
+        task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
+    """
+
+    problem: str
+    route: str = "b-nre"
+    simulations: int = 10_000
+    beta_range: tuple[float, float] = (0.1, 2.0)
+    seed: int = 0
+    chunk_size: int = 5_000
+    stabilization: str = "none"
+    mixing_weight: float = 0.1
+    flow: str = "nsf"
+    flow_layers: int = 5
+    hidden_features: int = 64
+    surrogate_hidden: int = 64
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    max_epochs: int = 200
+    patience: int = 20
+    surrogate_max_epochs: int | None = None
+    langevin_steps: int = 20
+    langevin_step_scale: float = 0.1
+    sigma_min: float = 0.01
+    sigma_max: float = 1.0
+    num_sigmas: int = 15
+    synthetic_pairs: int | None = None
+    auto_grid: int = 16
+    auto_min_relative_ess: float = 0.05
+    auto_max_k_hat: float = 0.7
+    task_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {', '.join(ROUTES)}; got {self.route!r}")
+        if self.stabilization not in STABILIZATIONS:
+            raise ValueError(
+                f"stabilization must be one of {', '.join(STABILIZATIONS)}; "
+                f"got {self.stabilization!r}"
+            )
+        if self.flow not in ("nsf", "nsf-ar", "mdn"):
+            raise ValueError(f"flow must be 'nsf', 'nsf-ar' or 'mdn'; got {self.flow!r}")
+        for name in (
+            "simulations",
+            "chunk_size",
+            "flow_layers",
+            "hidden_features",
+            "surrogate_hidden",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "langevin_steps",
+            "num_sigmas",
+            "auto_grid",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.simulations < 20:
+            raise ValueError(f"simulations must be at least 20, got {self.simulations}")
+        for name in ("surrogate_max_epochs", "synthetic_pairs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        low, high = (float(b) for b in self.beta_range)
+        if not (0 < low < high) or low > 1.0 or high < 1.0:
+            raise ValueError(
+                "beta_range must be (beta_min, beta_max) with 0 < beta_min <= 1 <= beta_max, "
+                f"got {self.beta_range}"
+            )
+        object.__setattr__(self, "beta_range", (low, high))
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must lie in (0, 1), got {self.learning_rate}")
+        if not 0 < self.mixing_weight < 1:
+            raise ValueError(f"mixing_weight must lie in (0, 1), got {self.mixing_weight}")
+        if not 0 < self.langevin_step_scale < 1:
+            raise ValueError(
+                f"langevin_step_scale must lie in (0, 1), got {self.langevin_step_scale}"
+            )
+        if not 0 < self.sigma_min <= self.sigma_max:
+            raise ValueError("need 0 < sigma_min <= sigma_max")
+        if not 0 < self.auto_min_relative_ess < 1:
+            raise ValueError("auto_min_relative_ess must lie in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["beta_range"] = list(self.beta_range)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown run settings: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if "beta_range" in data:
+            data["beta_range"] = tuple(data["beta_range"])
+        return cls(**data)
+
+    @property
+    def surrogate_epochs(self) -> int:
+        return self.surrogate_max_epochs or self.max_epochs
+
+    @property
+    def n_synthetic(self) -> int:
+        return self.synthetic_pairs or self.simulations

@@ -1,0 +1,408 @@
+"""The training routes: B-NLE, B-NRE (SNIS-weighted NPE), A (Langevin synthesis) and auto.
+
+Each stage writes its result to the run directory as soon as it is done, and
+is skipped when that result is already there (see ``gbi.rundir``).
+
+Route B (paper §4.2, Algorithm 3): simulate the base set, train the NLE or
+NRE, compute per-pair scores ``s_i`` (log-likelihood or log-ratio), turn them
+into globally normalized SNIS weights ``(beta - 1) s_i`` for any beta, and
+train the beta-conditioned NPE with beta drawn log-uniformly over the range.
+
+Route A (paper §4.1, Algorithm 2): train the joint score model on the base
+set, move base pairs to the tempered joint of freshly drawn betas by annealed
+Langevin dynamics, and train the NPE on the synthesized (theta, x, beta).
+
+auto (the paper's "future work", §7): start from Route B-NRE, check the
+weights on a grid of temperature cells (relative ESS and PSIS k-hat); keep the
+SNIS-weighted base set where they are healthy and replace it by Route A pairs
+in the cells where they fail, then train one NPE on the union.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import gbi_npe
+import gbi_surrogates
+import gbi_tempering
+from gbi.config import RunConfig
+from gbi.problem import Problem
+from gbi.rundir import RunDirectory
+from gbi.simulation import BaseSet, derive_seed
+
+#: temperatures at which the report gives weight diagnostics (the paper's grid + range ends).
+REPORT_BETAS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5, 2.0)
+
+Log = Callable[[str], None]
+
+
+def train_config(
+    config: RunConfig, stream: str, max_epochs: int, progress: bool
+) -> gbi_npe.TrainConfig:
+    return gbi_npe.TrainConfig(
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        max_epochs=max_epochs,
+        patience=config.patience,
+        device=config.device,
+        seed=derive_seed(config.seed, stream) % (2**31),
+        progress=progress,
+    )
+
+
+def _density(config: RunConfig) -> gbi_npe.SplineFlowConfig | gbi_npe.MDNConfig:
+    if config.flow == "mdn":
+        return gbi_npe.MDNConfig(hidden_features=config.hidden_features)
+    return gbi_npe.SplineFlowConfig(
+        kind="autoregressive" if config.flow == "nsf-ar" else "coupling",
+        num_layers=config.flow_layers,
+        hidden_features=config.hidden_features,
+    )
+
+
+def report_betas(config: RunConfig) -> np.ndarray:
+    low, high = config.beta_range
+    return np.array([b for b in REPORT_BETAS if low <= b <= high])
+
+
+# -- surrogates -----------------------------------------------------------------------
+
+
+def fit_surrogate(
+    kind: str,
+    base: BaseSet,
+    config: RunConfig,
+    run: RunDirectory | None,
+    progress: bool,
+    log: Log,
+) -> tuple[Any, dict[str, Any]]:
+    """Train (or load a finished) NLE, NRE or score model; returns it and its report."""
+    name = f"surrogate_{kind}.safetensors"
+    if run is not None and run.has(name) and run.has(f"surrogate_{kind}.json"):
+        log(f"reusing the trained {kind.upper()} in {run.file(name)}")
+        model = gbi_surrogates.load_surrogate(run.file(name), device="cpu")
+        return model, run.load_json(f"surrogate_{kind}.json")
+    log(f"training the {kind.upper()} on {base.theta.shape[0]} simulations")
+    tc = train_config(config, kind, config.surrogate_epochs, progress)
+    start = time.perf_counter()
+    if kind == "nre":
+        model, history = gbi_surrogates.fit_nre(
+            base.theta,
+            base.x,
+            gbi_surrogates.NREConfig(hidden_features=config.surrogate_hidden),
+            tc,
+        )
+    elif kind == "nle":
+        nle_config = gbi_surrogates.NLEConfig(
+            density=gbi_npe.SplineFlowConfig(hidden_features=config.surrogate_hidden)
+        )
+        model, history = gbi_surrogates.fit_nle(base.theta, base.x, nle_config, tc)
+    elif kind == "score":
+        score_config = gbi_surrogates.ScoreConfig(
+            hidden_features=config.surrogate_hidden,
+            embedding_features=config.surrogate_hidden,
+            sigma_min=config.sigma_min,
+            sigma_max=config.sigma_max,
+            num_sigmas=config.num_sigmas,
+        )
+        model, history = gbi_surrogates.fit_score(base.theta, base.x, score_config, tc)
+    else:  # pragma: no cover - internal
+        raise ValueError(kind)
+    model = model.to("cpu")
+    info = {"kind": kind, "history": history.to_dict(), "seconds": time.perf_counter() - start}
+    if run is not None:
+        model.save(run.file(name))
+        run.save_json(f"surrogate_{kind}.json", info)
+    return model, info
+
+
+def scores_of(model: Any, base: BaseSet) -> np.ndarray:
+    """Per-pair SNIS scores: log-likelihood (NLE) or log-ratio (NRE), shape (N,)."""
+    if isinstance(model, gbi_surrogates.NRE):
+        return model.log_ratio(base.theta, base.x)
+    return model.log_likelihood(base.theta, base.x)
+
+
+# -- Route A synthesis ------------------------------------------------------------------
+
+
+def synthesize_pairs(
+    score_model: gbi_surrogates.JointScoreModel,
+    base: BaseSet,
+    problem: Problem,
+    beta: np.ndarray,
+    config: RunConfig,
+    stream: str,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Langevin-synthesize one tempered pair per entry of ``beta`` (n,).
+
+    Runs in the score model's standardized coordinates, where its noise levels
+    live (see ``gbi_surrogates.score``), and maps the pairs back.
+    """
+    rng = np.random.default_rng(derive_seed(config.seed, stream))
+    start_rows = rng.integers(0, base.theta.shape[0], size=beta.shape[0])
+    t_shift, t_scale = score_model.theta_shift, score_model.theta_scale
+    x_shift, x_scale = score_model.x_shift, score_model.x_scale
+    scale = np.concatenate([t_scale, x_scale])
+
+    def score_fn(theta_u: np.ndarray, x_u: np.ndarray, sigma: float) -> np.ndarray:
+        theta = theta_u * t_scale + t_shift
+        x = x_u * x_scale + x_shift
+        return score_model.score(theta, x, sigma) * scale
+
+    low_u = (problem.low - t_shift) / t_scale
+    high_u = (problem.high - t_shift) / t_scale
+    start = time.perf_counter()
+    theta_u, x_u, diag = gbi_tempering.synthesize(
+        score_fn,
+        (base.theta[start_rows] - t_shift) / t_scale,
+        (base.x[start_rows] - x_shift) / x_scale,
+        beta,
+        low_u,
+        high_u,
+        sigmas=score_model.sigmas,
+        steps_per_level=config.langevin_steps,
+        step_scale=config.langevin_step_scale,
+        seed=rng,
+        progress=progress,
+    )
+    theta = np.clip(theta_u * t_scale + t_shift, problem.low, problem.high)
+    x = x_u * x_scale + x_shift
+    info = {
+        "pairs": int(beta.shape[0]),
+        "sigmas": diag.sigmas.tolist(),
+        "score_norm_mean": diag.score_norm_mean.tolist(),
+        "score_norm_max": diag.score_norm_max.tolist(),
+        "reflected_fraction": diag.reflected_fraction.tolist(),
+        "seconds": time.perf_counter() - start,
+    }
+    return theta, x, info
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float, n: int) -> np.ndarray:
+    return np.exp(rng.uniform(np.log(low), np.log(high), size=n))
+
+
+# -- the NPE ----------------------------------------------------------------------------
+
+
+def fit_posterior(
+    problem: Problem,
+    x_dim: int,
+    config: RunConfig,
+    progress: bool,
+    fit_fn: Callable[[gbi_npe.ConditionalDensityEstimator, gbi_npe.TrainConfig], Any],
+) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
+    npe = gbi_npe.make_npe(
+        problem.theta_dim,
+        x_dim,
+        density=_density(config),
+        low=problem.low,
+        high=problem.high,
+        seed=derive_seed(config.seed, "npe-init") % (2**31),
+    )
+    tc = train_config(config, "npe", config.max_epochs, progress)
+    start = time.perf_counter()
+    history = fit_fn(npe, tc)
+    npe = npe.to("cpu")
+    low, high = config.beta_range
+    # The trained range is the configured one, whatever betas the data covered.
+    npe.record_beta_range(low, high)
+    return gbi_npe.Posterior(npe), {
+        "history": history.to_dict(),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def route_b(
+    kind: str,
+    problem: Problem,
+    base: BaseSet,
+    config: RunConfig,
+    run: RunDirectory | None,
+    progress: bool,
+    log: Log,
+    report: dict[str, Any],
+) -> gbi_npe.Posterior:
+    model, report["surrogate"] = fit_surrogate(kind, base, config, run, progress, log)
+    weights = gbi_tempering.SNISWeights(
+        scores_of(model, base),
+        form=kind,
+        method=config.stabilization,
+        mixing_weight=config.mixing_weight,
+        beta_range=config.beta_range,
+    )
+    diag = weights.diagnostics(report_betas(config))
+    report["weights"] = diag.to_dict()
+    report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
+    kept = weights.kept
+    log(f"training the beta-conditioned NPE (route b-{kind}, {weights.n} weighted pairs)")
+    beta_dist = gbi_npe.LogUniformBeta(*config.beta_range)
+
+    def fit_fn(npe, tc):
+        return gbi_npe.fit(
+            npe,
+            base.theta[kept],
+            base.x[kept],
+            beta_dist,
+            log_weights_fn=weights.log_weights_fn,
+            config=tc,
+        )
+
+    posterior, report["npe"] = fit_posterior(problem, base.x.shape[1], config, progress, fit_fn)
+    return posterior
+
+
+def route_a(
+    problem: Problem,
+    base: BaseSet,
+    config: RunConfig,
+    run: RunDirectory | None,
+    progress: bool,
+    log: Log,
+    report: dict[str, Any],
+) -> gbi_npe.Posterior:
+    score_model, report["surrogate"] = fit_surrogate("score", base, config, run, progress, log)
+    rng = np.random.default_rng(derive_seed(config.seed, "route-a-beta"))
+    beta = log_uniform(rng, *config.beta_range, config.n_synthetic)
+    theta, x, report["synthesis"] = _cached_synthesis(
+        run, "synthesized.npz", score_model, base, problem, beta, config, progress, log
+    )
+    log(f"training the beta-conditioned NPE (route a, {theta.shape[0]} synthesized pairs)")
+
+    def fit_fn(npe, tc):
+        return gbi_npe.fit(npe, theta, x, beta, config=tc)
+
+    posterior, report["npe"] = fit_posterior(problem, base.x.shape[1], config, progress, fit_fn)
+    return posterior
+
+
+def _cached_synthesis(run, name, score_model, base, problem, beta, config, progress, log):
+    if run is not None and run.has(name):
+        log(f"reusing the synthesized pairs in {run.file(name)}")
+        stored = run.load_npz(name)
+        return stored["theta"], stored["x"], run.load_json(name.replace(".npz", ".json"))
+    log(f"Langevin synthesis of {beta.shape[0]} tempered pairs")
+    theta, x, info = synthesize_pairs(score_model, base, problem, beta, config, name, progress)
+    finite = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(theta), axis=1)
+    info["dropped_nonfinite"] = int((~finite).sum())
+    theta, x = theta[finite], x[finite]
+    if run is not None:
+        run.save_npz(name, theta=theta, x=x, beta=beta[finite])
+        run.save_json(name.replace(".npz", ".json"), info)
+    return theta, x, info
+
+
+def route_auto(
+    problem: Problem,
+    base: BaseSet,
+    config: RunConfig,
+    run: RunDirectory | None,
+    progress: bool,
+    log: Log,
+    report: dict[str, Any],
+) -> gbi_npe.Posterior:
+    """Route B-NRE where its weights hold, Route A pairs where they fail."""
+    nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log)
+    weights = gbi_tempering.SNISWeights(
+        scores_of(nre, base),
+        form="nre",
+        method=config.stabilization,
+        mixing_weight=config.mixing_weight,
+        beta_range=config.beta_range,
+    )
+    report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
+    low, high = config.beta_range
+    edges = np.geomspace(low, high, config.auto_grid + 1)
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    cell_diag = weights.diagnostics(centers, warn=False)
+    k_hat = np.nan_to_num(cell_diag.k_hat, nan=0.0)
+    failing = (cell_diag.relative_ess < config.auto_min_relative_ess) | (
+        k_hat > config.auto_max_k_hat
+    )
+    decision: dict[str, Any] = {
+        "cells": [
+            {
+                "beta_low": float(a),
+                "beta_high": float(b),
+                "beta_center": float(c),
+                "relative_ess": float(r),
+                "k_hat": float(k),
+                "route": "a" if f else "b-nre",
+            }
+            for a, b, c, r, k, f in zip(
+                edges[:-1],
+                edges[1:],
+                centers,
+                cell_diag.relative_ess,
+                cell_diag.k_hat,
+                failing,
+                strict=True,
+            )
+        ],
+        "rule": (
+            f"Route A where relative ESS < {config.auto_min_relative_ess} or PSIS k-hat > "
+            f"{config.auto_max_k_hat}; SNIS-weighted base set elsewhere"
+        ),
+    }
+    report["auto"] = decision
+    kept = weights.kept
+    theta_b, x_b = base.theta[kept], base.x[kept]
+    if not failing.any():
+        decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
+        log(decision["summary"])
+        beta_dist = gbi_npe.LogUniformBeta(low, high)
+
+        def fit_cont(npe, tc):
+            return gbi_npe.fit(
+                npe, theta_b, x_b, beta_dist, log_weights_fn=weights.log_weights_fn, config=tc
+            )
+
+        posterior, report["npe"] = fit_posterior(
+            problem, base.x.shape[1], config, progress, fit_cont
+        )
+        return posterior
+    bad = centers[failing]
+    cells = ", ".join(
+        f"[{a:.3g}, {b:.3g}]" for a, b in zip(edges[:-1][failing], edges[1:][failing], strict=True)
+    )
+    decision["summary"] = (
+        f"Route A pairs for {int(failing.sum())} of {config.auto_grid} temperature cells "
+        f"(beta in {cells}), SNIS-weighted base set for the other {int((~failing).sum())}"
+    )
+    log("auto: " + decision["summary"])
+    score_model, report["score_surrogate"] = fit_surrogate(
+        "score", base, config, run, progress, log
+    )
+    rng = np.random.default_rng(derive_seed(config.seed, "auto-beta"))
+    per_cell = theta_b.shape[0]
+    beta_a = np.concatenate(
+        [
+            log_uniform(rng, a, b, per_cell)
+            for a, b in zip(edges[:-1][failing], edges[1:][failing], strict=True)
+        ]
+    )
+    theta_a, x_a, report["synthesis"] = _cached_synthesis(
+        run, "synthesized_auto.npz", score_model, base, problem, beta_a, config, progress, log
+    )
+    if run is not None and run.has("synthesized_auto.npz"):
+        beta_a = run.load_npz("synthesized_auto.npz")["beta"]
+    good = centers[~failing]
+    lw_good = weights.log_weights(good) if good.size else np.empty((0, theta_b.shape[0]))
+    theta_rows = np.concatenate([np.tile(theta_b, (good.size, 1)), theta_a])
+    x_rows = np.concatenate([np.tile(x_b, (good.size, 1)), x_a])
+    beta_rows = np.concatenate([np.repeat(good, theta_b.shape[0]), beta_a])
+    log_w_rows = np.concatenate([lw_good.reshape(-1), np.zeros(beta_a.shape[0])])
+    decision["beta_route_a"] = bad.tolist()
+    log(f"training the beta-conditioned NPE (auto, {theta_rows.shape[0]} rows)")
+
+    def fit_rows(npe, tc):
+        return gbi_npe.fit(npe, theta_rows, x_rows, beta_rows, log_weights=log_w_rows, config=tc)
+
+    posterior, report["npe"] = fit_posterior(problem, base.x.shape[1], config, progress, fit_rows)
+    return posterior

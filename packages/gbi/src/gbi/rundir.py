@@ -1,0 +1,139 @@
+"""Run directories: everything a training run makes, written so nothing is lost.
+
+A run directory holds
+
+    config.json        what was asked for (the run's identity)
+    simulations/       the base set, one ``chunk_NNNNN.npz`` per finished chunk
+    surrogate.*        the NLE / NRE / score checkpoint
+    posterior.*        the amortized posterior
+    report.json        the training report (ESS per beta, losses, timings, ...)
+    metrics.json       evaluation results (``gbi evaluate``)
+    figures/           plots (``gbi report``)
+
+Every file is written to a temporary name and moved into place with
+``os.replace``, so a run killed at any moment leaves only finished files.
+Rerunning the same command reuses what is finished; a directory made with a
+different configuration is refused (``RunConfigMismatch``), never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: config keys that may differ between reruns of one run (they do not change results).
+VOLATILE_KEYS = frozenset({"device", "progress", "executor"})
+
+
+class RunConfigMismatch(ValueError):
+    """The run directory was created with a different configuration."""
+
+
+def _canonical(value: Any) -> Any:
+    """JSON round trip, so tuples and lists, numpy scalars and floats compare alike."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a run directory's JSON")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDirectory:
+    """A run directory bound to one configuration.
+
+    Args:
+        path: the folder (created if missing).
+        config: the run's configuration, JSON-able. On reuse it must equal the
+            stored ``config.json`` except for ``VOLATILE_KEYS``.
+
+    Raises:
+        RunConfigMismatch: the folder holds a run with another configuration.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], config: dict[str, Any]) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"run directory {self.path} exists and is not a folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.config = _canonical(config)
+        stored_path = self.path / "config.json"
+        if stored_path.exists():
+            try:
+                stored = json.loads(stored_path.read_text())
+            except json.JSONDecodeError as err:
+                raise RunConfigMismatch(
+                    f"{stored_path} is not valid JSON ({err}); use a new output folder"
+                ) from err
+            self._check_same(stored)
+        else:
+            self.save_json("config.json", self.config)
+
+    def _check_same(self, stored: dict[str, Any]) -> None:
+        keys = (set(stored) | set(self.config)) - VOLATILE_KEYS
+        diffs = [
+            f"{k}: stored {stored.get(k, '<missing>')!r}, now {self.config.get(k, '<missing>')!r}"
+            for k in sorted(keys)
+            if stored.get(k) != self.config.get(k)
+        ]
+        if diffs:
+            raise RunConfigMismatch(
+                f"run directory {self.path} was made with a different configuration ("
+                + "; ".join(diffs)
+                + "). Use a new output folder, or rerun with the stored settings to resume."
+            )
+
+    # -- files ------------------------------------------------------------------
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        path = self.path / name
+        text = json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n"
+        atomic_write_bytes(path, text.encode())
+        return path
+
+    def load_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    def save_npz(self, name: str, **arrays: np.ndarray) -> Path:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        path = self.path / name
+        atomic_write_bytes(path, buffer.getvalue())
+        return path
+
+    def load_npz(self, name: str) -> dict[str, np.ndarray]:
+        with np.load(self.path / name, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}

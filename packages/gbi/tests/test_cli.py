@@ -1,0 +1,204 @@
+"""The ``gbi`` command line, run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+import gbi
+from gbi.cli import main
+
+VERBS = ["simulate", "train", "sample", "evaluate", "report", "demo"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gbi", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    gbi.train(
+        "two_moons", simulations=300, out=out, verbose=False, progress=False, device="cpu", **TINY
+    )
+    return out
+
+
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``gbi ARGS`` through ``main`` in this process (the subprocess tests cover the entry)."""
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return int(code or 0), captured.out, captured.err
+
+
+def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    top = run_cli("--help")
+    assert top.returncode == 0
+    for verb in VERBS:
+        assert verb in top.stdout
+        code, out, err = run_in_process(capsys, verb, "--help")
+        assert code == 0, err
+        assert "example" in out
+        assert f"gbi {verb}" in out
+        assert "--seed" in out
+        assert "--device" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "three_moons", "--out", "x"], "unknown task 'three_moons'"),
+        (["train", "two_moons", "--route", "z", "--out", "x"], "invalid choice"),
+        (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
+        (["simulate", "two_moons", "-n", "3", "--out", "s.txt"], ".npz"),
+        (["sample", "nowhere", "--x", "0,0", "--beta", "1", "--out", "s.npy"], "not a gbi run"),
+    ],
+)
+def test_bad_arguments_give_clear_errors(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_in_process(capsys, *args)
+    assert code == 2
+    assert message in err
+
+
+def test_a_bad_argument_through_the_entry_point(tmp_path: Path) -> None:
+    result = run_cli("train", "three_moons", "--out", "x", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown task 'three_moons'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--x", "0.1,abc", "--beta", "1"], "comma-separated numbers"),
+        (["--x", "0.1,0.2,0.3", "--beta", "1"], "2 values per observation"),
+        (["--x", "0.1,0.2", "--beta", "5"], "outside the trained range"),
+        (["--x", "0.1,0.2", "--beta", "1", "-n", "0"], "-n must be positive"),
+        (["--beta", "1"], "exactly one of --x and --x-file"),
+    ],
+)
+def test_sample_bad_arguments(
+    trained: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_in_process(
+        capsys, "sample", str(trained), *extra, "--out", str(trained / "s.npy")
+    )
+    assert code == 2, err
+    assert message in err
+
+
+def test_sample_writes_npy_and_csv(trained: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "sample",
+        str(trained),
+        "--x",
+        "0.1,-0.2",
+        "--beta",
+        "0.5",
+        "-n",
+        "64",
+        "--out",
+        str(tmp_path / "one.npy"),
+        "--seed",
+        "3",
+    )
+    assert result.returncode == 0, result.stderr
+    one = np.load(tmp_path / "one.npy")
+    assert one.shape == (64, 2)
+    np.save(tmp_path / "obs.npy", np.array([[0.1, -0.2], [0.0, 0.3], [0.2, 0.2]]))
+    result = run_cli(
+        "sample",
+        str(trained),
+        "--x-file",
+        str(tmp_path / "obs.npy"),
+        "--beta",
+        "1.5",
+        "-n",
+        "10",
+        "--out",
+        str(tmp_path / "many.csv"),
+    )
+    assert result.returncode == 0, result.stderr
+    table = np.loadtxt(tmp_path / "many.csv", delimiter=",", skiprows=1)
+    assert table.shape == (30, 3)
+    assert (tmp_path / "many.csv").read_text().splitlines()[0] == "observation,theta_1,theta_2"
+    # the same seed gives the same samples
+    again = run_cli(
+        "sample",
+        str(trained),
+        "--x",
+        "0.1,-0.2",
+        "--beta",
+        "0.5",
+        "-n",
+        "64",
+        "--out",
+        str(tmp_path / "two.npy"),
+        "--seed",
+        "3",
+    )
+    assert again.returncode == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), one)
+
+
+def test_simulate_evaluate_and_report(trained: Path, tmp_path: Path) -> None:
+    result = run_cli("simulate", "slcp", "-n", "500", "--out", str(tmp_path / "s.npz"))
+    assert result.returncode == 0, result.stderr
+    data = np.load(tmp_path / "s.npz")
+    assert data["theta"].shape == (500, 5)
+    assert data["x"].shape == (500, 8)
+    result = run_cli("evaluate", str(trained), "--betas", "0.5,1.0", "-n", "200")
+    assert result.returncode == 0, result.stderr
+    assert "C2ST" in result.stdout
+    metrics = gbi.RunDirectory(trained, gbi.open_run(trained).config).load_json("metrics.json")
+    assert [row["beta"] for row in metrics["rows"]] == [0.5, 1.0]
+    assert all(0.0 <= row["c2st"] <= 1.0 for row in metrics["rows"])
+    result = run_cli("evaluate", str(trained), "--betas", "3.0")
+    assert result.returncode == 2
+    assert "outside the trained range" in result.stderr
+    result = run_cli("report", str(trained), "-n", "200")
+    assert result.returncode == 0, result.stderr
+    assert (trained / "figures" / "pairs_across_beta.png").is_file()
+    assert (trained / "figures" / "metrics_vs_beta.png").is_file()
+
+
+def test_demo_at_reduced_size(tmp_path: Path) -> None:
+    result = run_cli(
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--simulations",
+        "300",
+        "--max-epochs",
+        "1",
+        "--n-eval",
+        "200",
+        "--no-progress",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "figures:" in result.stdout
+    for beta in ("0.10", "0.50", "1.00", "1.50"):
+        assert beta in result.stdout
+    assert (tmp_path / "demo" / "metrics.json").is_file()
+    assert (tmp_path / "demo" / "figures" / "pairs_across_beta.png").is_file()

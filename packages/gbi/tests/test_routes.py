@@ -1,0 +1,133 @@
+"""Every route end to end at a tiny budget: stages compose, results are saved and reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+import gbi
+from gbi import Problem, RunConfigMismatch
+
+
+def _canonical(report: dict) -> str:
+    """JSON text (NaN-safe comparison of reports)."""
+    return json.dumps(json.loads(json.dumps(report, default=float)), sort_keys=True)
+
+
+@pytest.mark.parametrize("route", ["b-nre", "b-nle", "a", "auto"])
+def test_route_end_to_end(route: str, tmp_path: Path) -> None:
+    result = gbi.train(
+        "two_moons",
+        route=route,
+        simulations=400,
+        seed=1,
+        out=tmp_path / route,
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    posterior = result.posterior
+    assert posterior.beta_range == (0.1, 2.0)
+    x_obs = np.array([0.1, -0.2])
+    samples = posterior.sample(300, x_obs, 0.5, seed=0)
+    assert samples.shape == (300, 2)
+    assert np.all((samples >= -1) & (samples <= 1))
+    batch = posterior.sample(50, np.stack([x_obs, x_obs + 0.1]), np.array([0.3, 1.7]), seed=0)
+    assert batch.shape == (2, 50, 2)
+    report = result.report
+    assert report["simulations"]["requested"] == 400
+    assert report["simulations"]["dropped_nonfinite"] == 0
+    assert report["npe"]["history"]["train_loss"]
+    assert report["surrogate"]["history"]["validation_loss"]
+    if route.startswith("b") or route == "auto":
+        weights = report["weights"]
+        assert len(weights["beta"]) == len(weights["relative_ess"]) == len(weights["ess"])
+        assert weights["relative_ess"][weights["beta"].index(1.0)] == pytest.approx(1.0)
+    for name in ("config.json", "report.json", "posterior.safetensors"):
+        assert (tmp_path / route / name).is_file()
+
+
+def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:
+    # A relative-ESS floor of 0.999 fails every temperature cell away from beta = 1,
+    # so auto must synthesize Route A pairs there and keep the weights near 1.
+    result = gbi.train(
+        "two_moons",
+        route="auto",
+        simulations=400,
+        seed=2,
+        out=tmp_path / "auto",
+        verbose=False,
+        progress=False,
+        device="cpu",
+        auto_min_relative_ess=0.999,
+        auto_grid=6,
+        **TINY,
+    )
+    auto = result.report["auto"]
+    routes = [cell["route"] for cell in auto["cells"]]
+    assert "a" in routes
+    assert "b-nre" in routes  # the cell containing beta = 1 keeps ESS ~ N
+    assert len(auto["cells"]) == 6
+    assert "Route A pairs for" in auto["summary"]
+    assert result.report["synthesis"]["pairs"] == 400 * routes.count("a")
+    for cell in auto["cells"]:
+        assert cell["route"] == ("a" if cell["relative_ess"] < 0.999 else "b-nre")
+
+
+def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) -> None:
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    first = gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)
+    second = gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)
+    assert _canonical(second.report) == _canonical(first.report)
+    np.testing.assert_array_equal(
+        first.posterior.sample(20, [0.0, 0.0], 1.0, seed=3),
+        second.posterior.sample(20, [0.0, 0.0], 1.0, seed=3),
+    )
+    with pytest.raises(RunConfigMismatch, match="simulations"):
+        gbi.train("two_moons", out=tmp_path / "run", **{**kwargs, "simulations": 301}, **TINY)
+
+
+def test_interrupted_training_resumes_from_the_saved_stages(tmp_path: Path) -> None:
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)
+    (tmp_path / "run" / "posterior.safetensors").unlink()  # as if killed during NPE training
+    (tmp_path / "run" / "report.json").unlink()
+    resumed = gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)
+    assert resumed.report["simulations"]["reused"] == 300
+    assert resumed.report["simulations"]["seconds"] < 5
+    assert (tmp_path / "run" / "posterior.safetensors").is_file()
+
+
+def test_user_simulator_end_to_end() -> None:
+    def simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return theta + 0.2 * rng.standard_normal(theta.shape)
+
+    problem = Problem(low=[-2, -2], high=[2, 2], simulator=simulator, name="gauss")
+    result = gbi.train(
+        problem, route="b-nle", simulations=400, verbose=False, progress=False, device="cpu", **TINY
+    )
+    samples = result.posterior.sample(100, [0.5, -0.5], 1.0, seed=0)
+    assert samples.shape == (100, 2)
+    assert np.all(np.abs(samples) <= 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"route": "c"}, "route must be one of"),
+        ({"simulations": 0}, "simulations"),
+        ({"beta_range": (1.5, 2.0)}, "beta_range"),
+        ({"beta_range": (0.0, 2.0)}, "beta_range"),
+        ({"stabilization": "magic"}, "stabilization"),
+        ({"max_epochs": -1}, "max_epochs"),
+        ({"not_a_setting": 1}, "not_a_setting"),
+    ],
+)
+def test_bad_settings(kwargs: dict, match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        gbi.train("two_moons", verbose=False, **kwargs)
