@@ -219,6 +219,17 @@ def fit_posterior(
     }
 
 
+def snis_weights(kind: str, model: Any, base: BaseSet, config: RunConfig):
+    """Globally normalized SNIS weights of the base set from the surrogate's scores."""
+    return gbi_tempering.SNISWeights(
+        scores_of(model, base),
+        form=kind,
+        method=config.stabilization,
+        mixing_weight=config.mixing_weight,
+        beta_range=config.beta_range,
+    )
+
+
 def route_b(
     kind: str,
     problem: Problem,
@@ -230,18 +241,24 @@ def route_b(
     report: dict[str, Any],
 ) -> gbi_npe.Posterior:
     model, report["surrogate"] = fit_surrogate(kind, base, config, run, progress, log)
-    weights = gbi_tempering.SNISWeights(
-        scores_of(model, base),
-        form=kind,
-        method=config.stabilization,
-        mixing_weight=config.mixing_weight,
-        beta_range=config.beta_range,
-    )
+    weights = snis_weights(kind, model, base, config)
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = diag.to_dict()
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
-    kept = weights.kept
     log(f"training the beta-conditioned NPE (route b-{kind}, {weights.n} weighted pairs)")
+    posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress)
+    return posterior
+
+
+def fit_weighted_posterior(
+    problem: Problem,
+    base: BaseSet,
+    weights: gbi_tempering.SNISWeights,
+    config: RunConfig,
+    progress: bool,
+) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
+    """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta."""
+    kept = weights.kept
     beta_dist = gbi_npe.LogUniformBeta(*config.beta_range)
 
     def fit_fn(npe, tc):
@@ -254,8 +271,7 @@ def route_b(
             config=tc,
         )
 
-    posterior, report["npe"] = fit_posterior(problem, base.x.shape[1], config, progress, fit_fn)
-    return posterior
+    return fit_posterior(problem, base.x.shape[1], config, progress, fit_fn)
 
 
 def route_a(
@@ -270,7 +286,7 @@ def route_a(
     score_model, report["surrogate"] = fit_surrogate("score", base, config, run, progress, log)
     rng = np.random.default_rng(derive_seed(config.seed, "route-a-beta"))
     beta = log_uniform(rng, *config.beta_range, config.n_synthetic)
-    theta, x, report["synthesis"] = _cached_synthesis(
+    theta, x, beta, report["synthesis"] = _cached_synthesis(
         run, "synthesized.npz", score_model, base, problem, beta, config, progress, log
     )
     log(f"training the beta-conditioned NPE (route a, {theta.shape[0]} synthesized pairs)")
@@ -283,19 +299,21 @@ def route_a(
 
 
 def _cached_synthesis(run, name, score_model, base, problem, beta, config, progress, log):
+    """Synthesized (theta, x, beta, info), finite rows only; saved and reused under ``name``."""
     if run is not None and run.has(name):
         log(f"reusing the synthesized pairs in {run.file(name)}")
         stored = run.load_npz(name)
-        return stored["theta"], stored["x"], run.load_json(name.replace(".npz", ".json"))
+        info = run.load_json(name.replace(".npz", ".json"))
+        return stored["theta"], stored["x"], stored["beta"], info
     log(f"Langevin synthesis of {beta.shape[0]} tempered pairs")
     theta, x, info = synthesize_pairs(score_model, base, problem, beta, config, name, progress)
     finite = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(theta), axis=1)
     info["dropped_nonfinite"] = int((~finite).sum())
-    theta, x = theta[finite], x[finite]
+    theta, x, beta = theta[finite], x[finite], beta[finite]
     if run is not None:
-        run.save_npz(name, theta=theta, x=x, beta=beta[finite])
+        run.save_npz(name, theta=theta, x=x, beta=beta)
         run.save_json(name.replace(".npz", ".json"), info)
-    return theta, x, info
+    return theta, x, beta, info
 
 
 def route_auto(
@@ -309,13 +327,7 @@ def route_auto(
 ) -> gbi_npe.Posterior:
     """Route B-NRE where its weights hold, Route A pairs where they fail."""
     nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log)
-    weights = gbi_tempering.SNISWeights(
-        scores_of(nre, base),
-        form="nre",
-        method=config.stabilization,
-        mixing_weight=config.mixing_weight,
-        beta_range=config.beta_range,
-    )
+    weights = snis_weights("nre", nre, base, config)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
     low, high = config.beta_range
     edges = np.geomspace(low, high, config.auto_grid + 1)
@@ -356,16 +368,7 @@ def route_auto(
     if not failing.any():
         decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
         log(decision["summary"])
-        beta_dist = gbi_npe.LogUniformBeta(low, high)
-
-        def fit_cont(npe, tc):
-            return gbi_npe.fit(
-                npe, theta_b, x_b, beta_dist, log_weights_fn=weights.log_weights_fn, config=tc
-            )
-
-        posterior, report["npe"] = fit_posterior(
-            problem, base.x.shape[1], config, progress, fit_cont
-        )
+        posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress)
         return posterior
     bad = centers[failing]
     cells = ", ".join(
@@ -387,11 +390,9 @@ def route_auto(
             for a, b in zip(edges[:-1][failing], edges[1:][failing], strict=True)
         ]
     )
-    theta_a, x_a, report["synthesis"] = _cached_synthesis(
+    theta_a, x_a, beta_a, report["synthesis"] = _cached_synthesis(
         run, "synthesized_auto.npz", score_model, base, problem, beta_a, config, progress, log
     )
-    if run is not None and run.has("synthesized_auto.npz"):
-        beta_a = run.load_npz("synthesized_auto.npz")["beta"]
     good = centers[~failing]
     lw_good = weights.log_weights(good) if good.size else np.empty((0, theta_b.shape[0]))
     theta_rows = np.concatenate([np.tile(theta_b, (good.size, 1)), theta_a])
