@@ -131,3 +131,19 @@ def test_user_simulator_end_to_end() -> None:
 def test_bad_settings(kwargs: dict, match: str) -> None:
     with pytest.raises((ValueError, TypeError), match=match):
         gbi.train("two_moons", verbose=False, **kwargs)
+
+
+def test_hodgkin_huxley_report_has_marginals_and_predictive_traces(tmp_path: Path) -> None:
+    gbi.train(
+        "hodgkin_huxley",
+        route="b-nle",
+        simulations=200,
+        out=tmp_path / "hh",
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    paths = gbi.make_report(tmp_path / "hh", n=100)
+    assert sorted(p.name for p in paths) == ["marginals_across_beta.png", "predictive_traces.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
