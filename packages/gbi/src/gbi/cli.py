@@ -357,7 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _parser_for(sub, "demo", "the built-in demo: two_moons, route b-nre", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--simulations", type=int, default=10_000, help="simulation budget")
-    p.add_argument("--max-epochs", type=int, help="epoch bound (smaller: faster, rougher)")
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=80,
+        help="epoch bound of each network (default 80: the demo's 10-minute budget on 2 cores)",
+    )
     p.add_argument("--n-eval", type=int, default=2000, help="samples per (x, beta) in evaluation")
     return parser
 
