@@ -108,6 +108,30 @@ def test_sample_bad_arguments(
     assert message in err
 
 
+def test_sample_on_a_missing_device_is_a_clear_error(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    code, _, err = run_in_process(
+        capsys,
+        "sample",
+        str(trained),
+        "--x",
+        "0,0",
+        "--beta",
+        "1",
+        "--device",
+        "cuda",
+        "--out",
+        str(trained / "s.npy"),
+    )
+    assert code == 2
+    assert "CUDA is not available" in err
+
+
 def test_sample_writes_npy_and_csv(trained: Path, tmp_path: Path) -> None:
     result = run_cli(
         "sample",

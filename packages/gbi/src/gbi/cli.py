@@ -168,7 +168,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".npy", ".csv"):
         raise CLIError(f"--out must end in .npy or .csv, got {out}")
-    run = open_run(args.run_dir)
+    run = open_run(args.run_dir, args.device)
     posterior = run.posterior
     x = _load_x(args, posterior.x_dim)
     low, high = posterior.beta_range
@@ -226,6 +226,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         n=args.n,
         seed=args.seed,
         progress=_progress(args) is not False,
+        device=args.device,
     )
     print(metrics_table(metrics))
     fig_dir = Path(args.run_dir) / "figures"
@@ -238,7 +239,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from gbi.report import make_report
 
-    paths = make_report(args.run_dir, observation=args.observation, n=args.n, seed=args.seed)
+    paths = make_report(
+        args.run_dir, observation=args.observation, n=args.n, seed=args.seed, device=args.device
+    )
     for path in paths:
         print(f"wrote {path}")
     return 0
@@ -270,9 +273,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         n=args.n_eval,
         seed=args.seed,
         progress=_progress(args) is not False,
+        device=args.device,
     )
     print(metrics_table(metrics))
-    paths = make_report(args.out, n=args.n_eval, seed=args.seed)
+    paths = make_report(args.out, n=args.n_eval, seed=args.seed, device=args.device)
     print(
         textwrap.dedent(f"""
         done in {time.perf_counter() - t0:.0f} s.

@@ -33,8 +33,13 @@ class Run:
         return self.config["problem"]
 
 
-def open_run(path: str | Path) -> Run:
+def open_run(path: str | Path, device: str = "cpu") -> Run:
     """Open a finished run directory (``gbi train --out DIR``).
+
+    Args:
+        path: the run directory.
+        device: where the posterior runs: ``"cpu"``, ``"cuda"`` or ``"auto"``
+            (CUDA when present).
 
     Raises:
         FileNotFoundError: not a run directory, or its training has not finished.
@@ -47,7 +52,8 @@ def open_run(path: str | Path) -> Run:
             f"{path} has no trained posterior yet: rerun the same `gbi train` command to finish it"
         )
     config = json.loads((path / "config.json").read_text())
-    return Run(path, config, gbi_npe.Posterior.load(path / "posterior.safetensors"))
+    where = str(gbi_npe.resolve_device(device))
+    return Run(path, config, gbi_npe.Posterior.load(path / "posterior.safetensors", device=where))
 
 
 def reference_samples(
@@ -73,6 +79,7 @@ def evaluate(
     n: int = 2_000,
     seed: int = 0,
     progress: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """C2ST and MMD of the run's posterior against reference samples.
 
@@ -87,7 +94,7 @@ def evaluate(
         ValueError: the problem has no reference sampler (no tractable likelihood,
             or a user problem), or a beta outside the trained range.
     """
-    run = open_run(run_dir)
+    run = open_run(run_dir, device)
     if run.task_name not in gbi_eval.SUPPORTED_TASKS:
         raise ValueError(
             f"no reference sampler for {run.task_name!r}: evaluation needs a task with a "

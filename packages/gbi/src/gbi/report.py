@@ -20,7 +20,12 @@ def _in_range(betas: tuple[float, ...], low: float, high: float) -> tuple[float,
 
 
 def make_report(
-    run_dir: str | Path, *, observation: int = 0, n: int = 2_000, seed: int = 0
+    run_dir: str | Path,
+    *,
+    observation: int = 0,
+    n: int = 2_000,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> list[Path]:
     """Write the run's figures to ``DIR/figures`` and return their paths.
 
@@ -29,7 +34,7 @@ def make_report(
       reference samples where the task has a reference sampler;
     - hodgkin_huxley: ``marginals_across_beta.png`` and ``predictive_traces.png``.
     """
-    run = open_run(run_dir)
+    run = open_run(run_dir, device)
     out = run.path / "figures"
     out.mkdir(exist_ok=True)
     written: list[Path] = []
