@@ -46,7 +46,10 @@ def test_chunk_size_does_not_change_the_result(tiny, evaluate_fn) -> None:
     theta, x = _points(n=100)
     whole = evaluate_fn(tiny, theta, x)
     chunked = evaluate_fn(tiny, theta, x, chunk_size=7)
-    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-9)
+    # The networks run in float32, and matrix kernels pick their blocking (and so
+    # their summation order) by batch size: chunks agree to float32 rounding
+    # (eps 1.2e-7) accumulated over a few layers, not bit for bit.
+    np.testing.assert_allclose(chunked, whole, rtol=2e-5, atol=1e-6)
 
 
 def test_save_load_round_trip_is_exact(tiny, evaluate_fn, tmp_path) -> None:

@@ -35,7 +35,7 @@ from .config import (
 from .context import ContextEncoder, custom_output_features
 from .flows import SplineFlow
 from .mdn import MixtureDensityNetwork
-from .transforms import InputTransform, standardization_stats
+from .transforms import InputTransform, feature_stats, standardization_stats
 
 CoreBuilder = Callable[[int, int, DensityConfig], nn.Module]
 
@@ -131,10 +131,10 @@ class ConditionalDensityEstimator(nn.Module):
         unbounded = self.input_transform.unbounded(
             torch.as_tensor(inputs, dtype=torch.float64, device=device)
         )
-        self.input_transform.standardize.set(
-            *standardization_stats(unbounded.cpu().numpy(), weights)
-        )
-        self.context_encoder.x_standardize.set(*standardization_stats(context, weights))
+        # Heavy-tailed features (a simulator that sometimes blows up) are
+        # standardized robustly and compressed in their tails (``feature_stats``).
+        self.input_transform.standardize.set(*feature_stats(unbounded.cpu().numpy(), weights))
+        self.context_encoder.x_standardize.set(*feature_stats(context, weights))
         encoder = self.context_encoder
         if encoder.beta_standardize is not None:
             if beta_sample is None:

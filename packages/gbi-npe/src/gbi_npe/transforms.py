@@ -11,6 +11,22 @@ so that ``log q(theta) = log q_y(y) + log|dy/dtheta|`` with
 
 Sampling runs the map backwards, so every sample lies in the box (no
 rejection). All of this is computed in float64; the networks run in float32.
+
+Heavy tails. A feature whose spread is dominated by a few extreme values (a
+simulator that sometimes blows up, such as lorenz96, reaches 1e167 where the
+bulk is of order 1) cannot be standardized by its mean and standard deviation:
+the standard deviation overflows or squeezes the bulk to zero, and float32
+networks see infinities. ``feature_stats`` detects such features (standard
+deviation over ``HEAVY_TAIL_RATIO`` times the robust scale IQR / 1.349, or not
+finite) and standardizes them by median and robust scale, then compresses
+beyond ``TAIL_THRESHOLD`` robust units logarithmically:
+
+    g(z) = z                                  for |z| <= c
+    g(z) = sign(z) (c + log(1 + |z| - c))     for |z| >  c
+
+a C^1 monotone bijection of R (identity on the bulk, so ordinary features are
+untouched), with ``log g'(z) = -log(1 + |z| - c)`` in the tails, which the
+density's Jacobian includes.
 """
 
 from __future__ import annotations
@@ -31,6 +47,15 @@ CONSTANT_TOLERANCE = 1e-12
 # The weighted standard deviation is floored at this fraction of the unweighted
 # one, so collapsed weights cannot blow standardized values up.
 WEIGHTED_SCALE_FLOOR = 0.1
+
+# A feature is heavy-tailed when its standard deviation exceeds this many robust
+# scales (IQR / 1.349; the two agree for a normal, and differ by < 2 for a t(3)).
+HEAVY_TAIL_RATIO = 10.0
+
+# Heavy-tailed features are compressed logarithmically beyond this many robust scales.
+TAIL_THRESHOLD = 3.0
+
+_IQR_TO_SIGMA = 1.3489795003921634  # IQR of the standard normal
 
 
 def standardization_stats(
@@ -71,39 +96,127 @@ def standardization_stats(
     return shift, scale
 
 
+def feature_stats(
+    values: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``standardization_stats`` plus heavy-tail handling: ``(shift, scale, tail)``.
+
+    Features whose standard deviation is not finite or exceeds
+    ``HEAVY_TAIL_RATIO`` robust scales get ``shift`` = median, ``scale`` =
+    IQR / 1.349 (unweighted: a few extreme rows must not set the scale) and
+    ``tail`` = ``TAIL_THRESHOLD``; every other feature gets exactly
+    ``standardization_stats``'s values and ``tail`` = inf (no compression).
+
+    Args:
+        values: shape (n, d), finite (magnitudes up to float64's range).
+        weights: shape (n,), non-negative, or ``None``.
+
+    Returns:
+        ``(shift, scale, tail)``, each shape (d,), float64.
+
+    Example:
+        >>> v = np.c_[np.linspace(-1, 1, 101), np.r_[np.linspace(-1, 1, 100), 1e150]]
+        >>> shift, scale, tail = feature_stats(v)
+        >>> tail.tolist()
+        [inf, 3.0]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        shift, scale = standardization_stats(values, weights)
+        std = values.std(axis=0)
+    q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
+    robust = (q75 - q25) / _IQR_TO_SIGMA
+    heavy = (robust > 0) & ~(np.isfinite(std) & (std <= HEAVY_TAIL_RATIO * robust))
+    shift = np.where(heavy, median, shift)
+    scale = np.where(heavy, robust, scale)
+    tail = np.where(heavy, TAIL_THRESHOLD, np.inf)
+    return shift, scale, tail
+
+
 class Standardize(nn.Module):
-    """Affine map ``v -> (v - shift) / scale`` with float64 buffers."""
+    """``v -> g((v - shift) / scale)`` with float64 buffers.
+
+    ``g`` is the identity, or for features with a finite ``tail`` threshold the
+    logarithmic tail compression of the module docstring.
+    """
 
     def __init__(self, features: int) -> None:
         super().__init__()
         self.register_buffer("shift", torch.zeros(features, dtype=torch.float64))
         self.register_buffer("scale", torch.ones(features, dtype=torch.float64))
+        self.register_buffer("tail", torch.full((features,), torch.inf, dtype=torch.float64))
 
-    def set(self, shift: np.ndarray, scale: np.ndarray) -> None:
-        """Store new statistics (shape (features,) each, ``scale > 0``)."""
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[override]
+        # Models saved before heavy-tail handling have no ``tail``: no compression.
+        key = prefix + "tail"
+        if key not in state_dict and prefix + "shift" in state_dict:
+            state_dict[key] = torch.full_like(self.tail, torch.inf)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def set(self, shift: np.ndarray, scale: np.ndarray, tail: np.ndarray | None = None) -> None:
+        """Store new statistics (shape (features,) each, ``scale > 0``, ``tail > 0`` or inf)."""
         shift = torch.as_tensor(np.asarray(shift, dtype=np.float64))
         scale = torch.as_tensor(np.asarray(scale, dtype=np.float64))
-        if shift.shape != self.shift.shape or scale.shape != self.scale.shape:
+        if tail is None:
+            tail = np.full(self.tail.shape, np.inf)
+        tail = torch.as_tensor(np.asarray(tail, dtype=np.float64))
+        if (
+            shift.shape != self.shift.shape
+            or scale.shape != self.scale.shape
+            or tail.shape != self.tail.shape
+        ):
             raise ValueError(
                 f"standardization needs shape {tuple(self.shift.shape)}, got "
-                f"{tuple(shift.shape)} and {tuple(scale.shape)}"
+                f"{tuple(shift.shape)}, {tuple(scale.shape)} and {tuple(tail.shape)}"
             )
         if not (torch.isfinite(shift).all() and torch.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("standardization needs finite shift and finite scale > 0")
+        if not (tail > 0).all():
+            raise ValueError("tail thresholds must be > 0 (inf: no compression)")
         self.shift.copy_(shift)
         self.scale.copy_(scale)
+        self.tail.copy_(tail)
+
+    @property
+    def has_tails(self) -> bool:
+        return bool(torch.isfinite(self.tail).any())
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         """(b, d) -> (b, d), float64."""
-        return (values.to(torch.float64) - self.shift) / self.scale
+        return self.forward_and_log_det(values)[0]
+
+    def forward_and_log_det(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, d) -> (y (b, d), log|dy/dv| (b,)), float64."""
+        z = (values.to(torch.float64) - self.shift) / self.scale
+        log_det = (-torch.log(self.scale).sum()).expand(z.shape[0])
+        if not self.has_tails:
+            return z, log_det
+        c, finite = self._finite_tail()
+        excess = torch.where(finite, torch.clamp(z.abs() - c, min=0.0), 0.0)
+        y = torch.where(excess > 0, torch.sign(z) * (c + torch.log1p(excess)), z)
+        return y, log_det - torch.log1p(excess).sum(dim=-1)
+
+    def _finite_tail(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # inf thresholds replaced by 0 where unused, so no inf * 0 reaches a gradient
+        finite = torch.isfinite(self.tail)
+        return torch.where(finite, self.tail, 0.0), finite
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
         """(b, d) -> (b, d), float64."""
-        return values.to(torch.float64) * self.scale + self.shift
+        return self.inverse_and_log_det(values)[0]
 
-    def log_abs_det(self) -> torch.Tensor:
-        """log|d forward / d v|, a scalar (the same for every row)."""
-        return -torch.log(self.scale).sum()
+    def inverse_and_log_det(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, d) y -> (v (b, d), the forward log|dy/dv| at v (b,)), float64."""
+        y = y.to(torch.float64)
+        log_det = (-torch.log(self.scale).sum()).expand(y.shape[0])
+        z = y
+        if self.has_tails:
+            c, finite = self._finite_tail()
+            # |y| - c above ~700 would overflow float64: such a y is no data point
+            over = torch.where(finite, torch.clamp(y.abs() - c, min=0.0, max=700.0), 0.0)
+            z = torch.where(over > 0, torch.sign(y) * (c + torch.expm1(over)), y)
+            log_det = log_det - over.sum(dim=-1)  # log1p(|z| - c) = over in the tails
+        return z * self.scale + self.shift, log_det
 
 
 class BoxLogit(nn.Module):
@@ -191,13 +304,13 @@ class InputTransform(nn.Module):
             )
         else:
             z, log_det = self.box(inputs)
-        return self.standardize(z), log_det + self.standardize.log_abs_det()
+        y, log_det_standardize = self.standardize.forward_and_log_det(z)
+        return y, log_det + log_det_standardize
 
     def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(b, d) ``y`` -> (inputs (b, d), forward ``log|dy/dinputs|`` (b,)), float64."""
-        z = self.standardize.inverse(y)
+        z, log_det_standardize = self.standardize.inverse_and_log_det(y)
         if self.box is None:
-            log_det = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
-            return z, log_det + self.standardize.log_abs_det()
+            return z, log_det_standardize
         inputs, log_det = self.box.inverse(z)
-        return inputs, log_det + self.standardize.log_abs_det()
+        return inputs, log_det + log_det_standardize

@@ -34,7 +34,7 @@ from gbi_npe.config import _check_float as check_float  # private
 from gbi_npe.config import _check_int as check_int  # private
 from gbi_npe.config import density_config_from_dict
 from gbi_npe.train import _split as split_indices  # private: train / validation split
-from gbi_npe.transforms import Standardize, standardization_stats
+from gbi_npe.transforms import Standardize, feature_stats, standardization_stats
 
 __all__ = [
     "ConditionalDensityEstimator",
@@ -59,6 +59,7 @@ __all__ = [
     "resolve_device",
     "save_estimator",
     "split_indices",
+    "feature_stats",
     "standardization_stats",
     "train_loop",
     "write_model_file",

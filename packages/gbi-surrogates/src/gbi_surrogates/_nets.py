@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gbi_surrogates._from_npe import Standardize, standardization_stats
+from gbi_surrogates._from_npe import Standardize, feature_stats, standardization_stats
 
 
 class ResidualBlock(nn.Module):
@@ -96,10 +96,17 @@ class PairStandardize(nn.Module):
         self.theta = Standardize(theta_features)
         self.x = Standardize(x_features)
 
-    def set_from(self, theta: np.ndarray, x: np.ndarray) -> None:
-        """Statistics of training pairs (n, d_theta), (n, d_x); constant columns get scale 1."""
-        self.theta.set(*standardization_stats(theta))
-        self.x.set(*standardization_stats(x))
+    def set_from(self, theta: np.ndarray, x: np.ndarray, *, tails: bool = False) -> None:
+        """Statistics of training pairs (n, d_theta), (n, d_x); constant columns get scale 1.
+
+        With ``tails``, heavy-tailed features are standardized robustly and
+        compressed in their tails (gbi-npe's ``feature_stats``): right for a
+        classifier's inputs, wrong where the map must stay affine (the score
+        model's coordinates).
+        """
+        stats = feature_stats if tails else standardization_stats
+        self.theta.set(*stats(theta))
+        self.x.set(*stats(x))
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(b, d_theta), (b, d_x) -> standardized, float32."""

@@ -299,7 +299,7 @@ def fit_nre(
     network = build_seeded(
         lambda: RatioNetwork(theta_a.shape[1], x_a.shape[1], config), train_config.seed
     )
-    network.standardize.set_from(theta_a[train], x_a[train])
+    network.standardize.set_from(theta_a[train], x_a[train], tails=True)
     network.to(device)
 
     def standardized(rows: np.ndarray) -> _RatioLoss:
