@@ -109,3 +109,48 @@ def read_records() -> dict[str, dict[str, Any]]:
     if not RESULTS_DIR.is_dir():
         return {}
     return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("*.json"))}
+
+
+# -- trained runs shared by the accuracy, calibration, speed and HH benchmarks ---------
+
+RUNS_DIR = WORK_DIR / "runs"
+
+
+def run_name(task: str, route: str, simulations: int, seed: int = 0, tag: str = "") -> str:
+    """The folder name of one trained cell: ``<task>_<route>_<simulations>_s<seed>[_tag]``."""
+    return f"{task}_{route}_{simulations}_s{seed}" + (f"_{tag}" if tag else "")
+
+
+def trained_run(
+    task: str,
+    route: str,
+    simulations: int,
+    *,
+    seed: int = 0,
+    tag: str = "",
+    task_options: dict[str, Any] | None = None,
+    progress: bool = True,
+    **settings: Any,
+):
+    """Train (or reload, or resume) one cell with ``gbi.train`` in ``benchmarks/_work/runs``.
+
+    Every benchmark that needs a trained posterior goes through here, so a
+    model trained by one benchmark is reused by the others, and a run killed
+    half way resumes from its last finished stage (``gbi.RunDirectory``).
+
+    Returns:
+        the ``gbi.TrainingResult`` (``.posterior``, ``.report``, ``.run_dir``).
+    """
+    import gbi
+
+    out = RUNS_DIR / run_name(task, route, simulations, seed, tag)
+    return gbi.train(
+        task,
+        route=route,
+        simulations=simulations,
+        seed=seed,
+        out=out,
+        progress=progress,
+        task_options=task_options,
+        **settings,
+    )

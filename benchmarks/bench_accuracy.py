@@ -1,0 +1,549 @@
+"""Accuracy across temperatures (the paper's Figure 1): C2ST and MMD against references.
+
+The grid (issue 7): tasks two_moons, gaussian_mixture, slcp, lorenz96; routes
+a, b-nle, b-nre, auto; budgets of 10k and 100k simulations; beta in
+{0.1, 0.3, ..., 1.5}; observations 0, 1, 2 of each task. Every (task, route,
+budget) cell is one ``gbi.train`` run in ``benchmarks/_work/runs`` (shared
+with the other benchmarks and resumable), judged at every (observation, beta)
+by C2ST (sbibm's protocol) and MMD between ``--n`` draws of the amortized
+posterior and ``--n`` draws of gbi-eval's reference sampler.
+
+Anchor, in the same benchmark: ``sbi``'s NPE (NSF, sbi's defaults) trained on
+the same base simulations, at beta = 1 only (it knows no beta).
+
+Everything is cached so a full run is made of resumable pieces:
+
+- ``benchmarks/_work/runs/<task>_<route>_<budget>_s<seed>/``: the trained run;
+- ``benchmarks/_work/references/<task>/``: reference draws per (observation,
+  beta), shared by every route and budget, with the sampler's diagnostics;
+- ``benchmarks/_work/accuracy/<cell>.json``: the metrics of each cell, per
+  (observation, beta), filled in as they are computed.
+
+The record ``docs/benchmarks/accuracy.json`` keeps every cell ever measured
+(rerunning one cell replaces only that cell), each stamped with its commit,
+date and machine. One cell::
+
+    nox -s bench -- accuracy --task two_moons --route b-nre --simulations 10000
+
+Targets, on the best route per beta: median C2ST over the observations
+<= 0.60 at 10k and <= 0.55 at 100k for two_moons, gaussian_mixture and
+lorenz96; <= 0.75 at 100k for slcp; at beta = 1 never worse than sbi's NPE
+at the same budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import _common
+import numpy as np
+
+TASKS = ("two_moons", "gaussian_mixture", "slcp", "lorenz96")
+ROUTES = ("a", "b-nle", "b-nre", "auto")
+ANCHOR = "sbi"
+BUDGETS = (10_000, 100_000)
+BETAS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5)
+OBSERVATIONS = (0, 1, 2)
+
+#: median-C2ST targets per (task, budget); slcp has none at 10k.
+TARGETS = {
+    (task, budget): limit
+    for task in ("two_moons", "gaussian_mixture", "lorenz96")
+    for budget, limit in ((10_000, 0.60), (100_000, 0.55))
+} | {("slcp", 100_000): 0.75}
+
+CELLS_DIR = _common.WORK_DIR / "accuracy"
+REFERENCES_DIR = _common.WORK_DIR / "references"
+FIGURES_DIR = _common.ROOT / "docs" / "figures"
+RECORD = _common.RESULTS_DIR / "accuracy.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument(
+        "--route",
+        nargs="+",
+        default=[*ROUTES, ANCHOR],
+        choices=[*ROUTES, ANCHOR],
+        help="routes to train and judge; 'sbi' is the anchor (sbi's NPE at beta = 1)",
+    )
+    parser.add_argument("--simulations", nargs="+", type=int, default=list(BUDGETS))
+    parser.add_argument("--betas", nargs="+", type=float, default=list(BETAS))
+    parser.add_argument("--observations", nargs="+", type=int, default=list(OBSERVATIONS))
+    parser.add_argument("--n", type=int, default=2_000, help="draws per side of each C2ST")
+    parser.add_argument("--seed", type=int, default=0, help="the training runs' seed")
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="bound every network's epochs (smoke runs only: a tagged, separate cell)",
+    )
+    parser.add_argument("--tag", default="", help="a suffix for the cells' folders")
+    parser.add_argument(
+        "--plan", action="store_true", help="list the cells and what is cached; run nothing"
+    )
+
+
+# -- references ------------------------------------------------------------------------
+
+
+def reference_draws(task: Any, obs: int, beta: float, n: int) -> tuple[np.ndarray, dict]:
+    """``n`` reference draws of p_beta(theta | x_obs) and the sampler's diagnostics (cached)."""
+    import gbi_eval
+
+    folder = REFERENCES_DIR / task.name
+    stem = f"obs{obs}_beta{beta:g}_n{n}"
+    npz, meta = folder / f"{stem}.npz", folder / f"{stem}.json"
+    if npz.is_file() and meta.is_file():
+        return np.load(npz)["theta"], json.loads(meta.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = np.random.SeedSequence([obs, round(beta * 1000), n, 7])
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gbi_eval.ConvergenceWarning)
+        result = gbi_eval.reference_posterior(
+            task, task.observation(obs).x, beta, n, np.random.default_rng(seed)
+        )
+    info = {
+        "converged": bool(result.diagnostics.converged),
+        "seconds": time.perf_counter() - start,
+        "diagnostics": _jsonable(result.diagnostics.summary()),
+    }
+    _atomic_save_npz(npz, theta=result.samples)
+    _atomic_write(meta, json.dumps(info, indent=1))
+    return result.samples, info
+
+
+# -- the cells -------------------------------------------------------------------------
+
+
+def cell_key(task: str, route: str, simulations: int) -> str:
+    return f"{task}/{route}/{simulations}"
+
+
+def _cell_name(args: argparse.Namespace, task: str, route: str, simulations: int) -> str:
+    return _common.run_name(task, route, simulations, args.seed, args.tag)
+
+
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+
+
+def _metrics_file(args: argparse.Namespace, name: str) -> Path:
+    return CELLS_DIR / f"{name}_n{args.n}.json"
+
+
+def _row_key(obs: int, beta: float) -> str:
+    return f"{obs}/{beta:g}"
+
+
+def judge(
+    args: argparse.Namespace,
+    name: str,
+    task: Any,
+    sample_fn,
+    betas: list[float],
+) -> list[dict[str, Any]]:
+    """C2ST and MMD of ``sample_fn(n, x, beta, seed)`` at every (observation, beta).
+
+    Rows already in the cell's metrics file are reused; each new row is saved
+    as soon as it is computed.
+    """
+    import gbi_eval
+
+    path = _metrics_file(args, name)
+    done: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
+    for obs in args.observations:
+        x_obs = task.observation(obs).x
+        for beta in betas:
+            key = _row_key(obs, beta)
+            if key in done:
+                continue
+            ref, ref_info = reference_draws(task, obs, beta, args.n)
+            start = time.perf_counter()
+            q = np.asarray(sample_fn(args.n, x_obs, beta, 1000 + obs), dtype=np.float64)
+            q_seconds = time.perf_counter() - start
+            finite = np.all(np.isfinite(q), axis=1)
+            row = {
+                "observation": obs,
+                "beta": float(beta),
+                "c2st": float(gbi_eval.c2st(ref, q[finite], seed=obs)) if finite.all() else 1.0,
+                "mmd": float(gbi_eval.mmd(ref, q[finite])) if finite.any() else float("nan"),
+                "nonfinite_draws": int((~finite).sum()),
+                "sample_seconds": q_seconds,
+                "reference_converged": ref_info["converged"],
+            }
+            done[key] = row
+            _atomic_write(path, json.dumps(done, indent=1))
+            print(
+                f"   {name} obs {obs} beta {beta:g}: C2ST {row['c2st']:.3f} MMD {row['mmd']:.2e}",
+                flush=True,
+            )
+    return [done[_row_key(o, b)] for o in args.observations for b in betas]
+
+
+def gbi_cell(args: argparse.Namespace, task_name: str, route: str, simulations: int) -> dict:
+    """Train (or reload) one gbi route and judge it on the whole beta grid."""
+    import gbi_sims
+
+    name = _cell_name(args, task_name, route, simulations)
+    print(f"== cell {name}", flush=True)
+    result = _common.trained_run(
+        task_name,
+        route,
+        simulations,
+        seed=args.seed,
+        tag=args.tag,
+        progress=False,
+        **_train_settings(args),
+    )
+    task = gbi_sims.get_task(task_name)
+    posterior = result.posterior
+    rows = judge(
+        args,
+        name,
+        task,
+        lambda n, x, beta, seed: posterior.sample(n, x, beta, seed=seed),
+        list(args.betas),
+    )
+    return {"rows": rows, "training": training_summary(result.report)}
+
+
+def training_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a training report: times, epochs, weights per beta."""
+    out: dict[str, Any] = {"seconds": report.get("seconds_total")}
+    for part in ("surrogate", "score_surrogate", "npe"):
+        history = report.get(part, {}).get("history")
+        if history:
+            out[f"{part}_epochs"] = len(history.get("train_loss", []))
+            best = history.get("best_epoch")
+            out[f"{part}_best_val"] = None if best is None else history["validation_loss"][best]
+            out[f"{part}_seconds"] = report[part].get("seconds")
+    weights = report.get("weights")
+    if weights:
+        out["weights"] = {k: weights[k] for k in ("beta", "relative_ess", "k_hat") if k in weights}
+    if "auto" in report:
+        out["auto"] = report["auto"].get("summary")
+    out["dropped_nonfinite"] = report.get("simulations", {}).get("dropped_nonfinite")
+    return out
+
+
+def sbi_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict:
+    """sbi's NPE (NSF, sbi's defaults) on the same base set, judged at beta = 1."""
+    import gbi
+    import gbi_sims
+
+    name = _cell_name(args, task_name, ANCHOR, simulations)
+    print(f"== cell {name}", flush=True)
+    task = gbi_sims.get_task(task_name)
+    path = _metrics_file(args, name)
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    training_file = CELLS_DIR / f"{name}_training.json"
+    missing = [o for o in args.observations if _row_key(o, 1.0) not in done]
+    if missing:
+        base = gbi.simulate_base_set(gbi.make_problem(task_name), simulations, args.seed)
+        posterior, training = train_sbi_npe(task, base.theta, base.x, args.seed, args.max_epochs)
+        _atomic_write(training_file, json.dumps(training, indent=1))
+
+        def sample_fn(n, x, beta, seed):
+            import torch
+
+            torch.manual_seed(seed)
+            x_t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+            return posterior.sample((n,), x=x_t, show_progress_bars=False).numpy()
+
+    else:
+
+        def sample_fn(n, x, beta, seed):  # pragma: no cover - every row is cached
+            raise RuntimeError("unreachable: every row is cached")
+
+    rows = judge(args, name, task, sample_fn, [1.0])
+    training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+    return {"rows": rows, "training": training}
+
+
+def train_sbi_npe(
+    task: Any, theta: np.ndarray, x: np.ndarray, seed: int, max_epochs: int | None
+) -> tuple[Any, dict]:
+    """sbi's NPE with its default NSF and training settings; returns (posterior, timings)."""
+    import torch
+    from bench_npe import _NoTracking
+    from sbi.inference import NPE
+    from sbi.utils import BoxUniform
+
+    torch.manual_seed(seed)
+    prior = BoxUniform(
+        torch.tensor(np.array(task.prior.low), dtype=torch.float32),
+        torch.tensor(np.array(task.prior.high), dtype=torch.float32),
+    )
+    inference = NPE(prior=prior, density_estimator="nsf", tracker=_NoTracking())
+    inference.append_simulations(
+        torch.as_tensor(theta, dtype=torch.float32), torch.as_tensor(x, dtype=torch.float32)
+    )
+    options = {} if max_epochs is None else {"max_num_epochs": max_epochs}
+    start = time.perf_counter()
+    inference.train(show_train_summary=False, **options)
+    seconds = time.perf_counter() - start
+    training = {
+        "seconds": seconds,
+        "epochs": int(inference.summary["epochs_trained"][-1]),
+        "best_val": float(inference.summary["best_validation_loss"][-1]),
+    }
+    return inference.build_posterior(), training
+
+
+# -- record, figures, markdown ---------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.n < 10:
+        raise SystemExit("--n must be at least 10")
+    for obs in args.observations:
+        if obs < 0:
+            raise SystemExit(f"observation indices must be >= 0, got {obs}")
+    bad = [b for b in args.betas if not 0.1 <= b <= 2.0]
+    if bad:
+        raise SystemExit(f"betas must lie in the trained range [0.1, 2.0], got {bad}")
+    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
+    cells = [(t, r, s) for t in args.task for s in args.simulations for r in args.route]
+    if args.plan:
+        for t, r, s in cells:
+            name = _cell_name(args, t, r, s)
+            trained = (_common.RUNS_DIR / name / "posterior.safetensors").is_file()
+            path = _metrics_file(args, name)
+            rows = len(json.loads(path.read_text())) if path.is_file() else 0
+            print(f"   {name}: trained={trained and r != ANCHOR} judged rows={rows}")
+        raise SystemExit(0)
+    stamp = {
+        "commit": _common.git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": _common.machine_info(),
+    }
+    started = time.perf_counter()
+    for task, route, simulations in cells:
+        start = time.perf_counter()
+        if route == ANCHOR:
+            cell = sbi_cell(args, task, simulations)
+        else:
+            cell = gbi_cell(args, task, route, simulations)
+        cell.update(
+            task=task,
+            route=route,
+            simulations=simulations,
+            seed=args.seed,
+            n=args.n,
+            tag=args.tag,
+            wall_seconds=time.perf_counter() - start,
+            **stamp,
+        )
+        key = cell_key(task, route, simulations) + (f"/{args.tag}" if args.tag else "")
+        record["cells"][key] = cell
+        # keep what is finished even if a later cell is interrupted
+        partial = {**record, **stamp, "arguments": vars(args), "partial": True}
+        partial["wall_seconds"] = time.perf_counter() - started
+        _common.write_record("accuracy", partial)
+    record.pop("partial", None)
+    record["figures"] = plot_figures(record)
+    return record
+
+
+def _median_table(cell: dict[str, Any], betas: list[float]) -> dict[float, float]:
+    out = {}
+    for beta in betas:
+        values = [r["c2st"] for r in cell["rows"] if abs(r["beta"] - beta) < 1e-9]
+        if values:
+            out[beta] = float(np.median(values))
+    return out
+
+
+def _official(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The cells of the grid proper (no tagged smoke runs)."""
+    return {k: c for k, c in record.get("cells", {}).items() if not c.get("tag")}
+
+
+def plot_figures(record: dict[str, Any]) -> list[str]:
+    """docs/figures/accuracy_<task>.png: median C2ST and MMD against beta per route."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    cells = _official(record)
+    written = []
+    colors = {"a": "tab:green", "b-nle": "tab:red", "b-nre": "tab:purple", "auto": "tab:blue"}
+    for task in TASKS:
+        mine = [c for c in cells.values() if c["task"] == task]
+        if not mine:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for cell in sorted(mine, key=lambda c: (c["route"], c["simulations"])):
+            style = "-" if cell["simulations"] <= 10_000 else "--"
+            label = f"{cell['route']} {cell['simulations'] // 1000}k"
+            for ax, metric in zip(axes, ("c2st", "mmd"), strict=True):
+                betas = sorted({r["beta"] for r in cell["rows"]})
+                med = [
+                    np.median([r[metric] for r in cell["rows"] if r["beta"] == b]) for b in betas
+                ]
+                if cell["route"] == ANCHOR:
+                    ax.plot(betas, med, "*", ms=12, color="black", label=f"sbi NPE {label[4:]}")
+                else:
+                    ax.plot(
+                        betas,
+                        med,
+                        style,
+                        marker="o",
+                        ms=3,
+                        color=colors[cell["route"]],
+                        label=label,
+                    )
+        axes[0].axhline(0.5, color="gray", lw=0.8)
+        axes[0].set_ylabel("median C2ST")
+        axes[1].set_ylabel("median MMD²")
+        axes[1].set_yscale("log")
+        for ax in axes:
+            ax.set_xlabel("beta")
+        axes[0].legend(fontsize=7, ncol=2)
+        fig.suptitle(f"{task}: amortized q(theta | x, beta) against reference samplers")
+        fig.tight_layout()
+        path = FIGURES_DIR / f"accuracy_{task}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path.relative_to(_common.ROOT)))
+    return written
+
+
+def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (task, budget, beta): the best route's median C2ST and the target verdicts."""
+    cells = _official(record)
+    out = []
+    for task in TASKS:
+        for budget in sorted({c["simulations"] for c in cells.values() if c["task"] == task}):
+            mine = {
+                c["route"]: c
+                for c in cells.values()
+                if c["task"] == task and c["simulations"] == budget
+            }
+            routes = {r: _median_table(c, list(BETAS)) for r, c in mine.items() if r != ANCHOR}
+            anchor = _median_table(mine[ANCHOR], [1.0]).get(1.0) if ANCHOR in mine else None
+            for beta in BETAS:
+                scores = {r: t[beta] for r, t in routes.items() if beta in t}
+                if not scores:
+                    continue
+                best = min(scores, key=scores.get)
+                limit = TARGETS.get((task, budget))
+                entry = {
+                    "task": task,
+                    "simulations": budget,
+                    "beta": beta,
+                    "best_route": best,
+                    "best_c2st": scores[best],
+                    "target": limit,
+                    "met": None if limit is None else scores[best] <= limit,
+                }
+                if beta == 1.0 and anchor is not None:
+                    entry["sbi_c2st"] = anchor
+                    entry["beats_sbi"] = scores[best] <= anchor
+                out.append(entry)
+    return out
+
+
+def to_markdown(record: dict[str, Any]) -> str:
+    cells = _official(record)
+    if not cells:
+        return "No cell measured yet."
+    lines = [
+        "C2ST (0.5 = indistinguishable from the reference) of q(theta | x, beta) against "
+        "gbi-eval's reference samplers, median over observations "
+        f"{sorted({r['observation'] for c in cells.values() for r in c['rows']})}, "
+        f"{next(iter(cells.values()))['n']} draws per side. Each cell names its commit; "
+        "`--plan` lists what is cached.",
+        "",
+    ]
+    for task in TASKS:
+        budgets = sorted({c["simulations"] for c in cells.values() if c["task"] == task})
+        for budget in budgets:
+            mine = {
+                c["route"]: c
+                for c in cells.values()
+                if c["task"] == task and c["simulations"] == budget
+            }
+            lines += [
+                f"**{task}, {budget:,} simulations**",
+                "",
+                "| route | " + " | ".join(f"{b:g}" for b in BETAS) + " | train s | commit |",
+                "|---|" + "---:|" * len(BETAS) + "---:|---|",
+            ]
+            for route in [*ROUTES, ANCHOR]:
+                if route not in mine:
+                    continue
+                table = _median_table(mine[route], list(BETAS))
+                cols = [f"{table[b]:.3f}" if b in table else "" for b in BETAS]
+                seconds = mine[route].get("training", {}).get("seconds")
+                name = "sbi NPE (anchor)" if route == ANCHOR else route
+                lines.append(
+                    f"| {name} | "
+                    + " | ".join(cols)
+                    + f" | {seconds:.0f} | {mine[route]['commit']} |"
+                    if seconds
+                    else f"| {name} | " + " | ".join(cols) + f" | | {mine[route]['commit']} |"
+                )
+            ess_rows = [
+                (r, mine[r]["training"]["weights"])
+                for r in ("b-nle", "b-nre", "auto")
+                if r in mine and "weights" in mine[r].get("training", {})
+            ]
+            for route, weights in ess_rows:
+                by_beta = dict(zip(weights["beta"], weights["relative_ess"], strict=True))
+                cols = [f"{by_beta[b]:.2f}" if b in by_beta else "" for b in BETAS]
+                lines.append(f"| rel. ESS {route} | " + " | ".join(cols) + " | | |")
+            lines.append("")
+    summary = summarize(record)
+    if summary:
+        lines += [
+            "Targets, on the best route per beta (median C2ST):",
+            "",
+            "| task | sims | beta | best route | C2ST | target | met | sbi NPE at beta 1 |",
+            "|---|---:|---:|---|---:|---:|:---:|---:|",
+        ]
+        for e in summary:
+            target = "" if e["target"] is None else f"{e['target']:.2f}"
+            met = "" if e["met"] is None else ("yes" if e["met"] else "**no**")
+            anchor = ""
+            if "sbi_c2st" in e:
+                anchor = f"{e['sbi_c2st']:.3f} ({'beaten' if e['beats_sbi'] else '**not beaten**'})"
+            lines.append(
+                f"| {e['task']} | {e['simulations']:,} | {e['beta']:g} | {e['best_route']} | "
+                f"{e['best_c2st']:.3f} | {target} | {met} | {anchor} |"
+            )
+        lines.append("")
+    for path in record.get("figures", []):
+        rel = os.path.relpath(_common.ROOT / path, _common.ROOT / "docs")
+        lines.append(f"![{Path(path).stem}]({rel})")
+    return "\n".join(lines)
+
+
+# -- files -----------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: np.asarray(v).tolist()))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
