@@ -74,7 +74,14 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
     assert "b-nre" in routes  # the cell containing beta = 1 keeps ESS ~ N
     assert len(auto["cells"]) == 6
     assert "Route A pairs for" in auto["summary"]
-    assert result.report["synthesis"]["pairs"] == 400 * routes.count("a")
+    # each base row serves one healthy cell; each failing cell gets as many Route A
+    # pairs as a healthy cell has rows: about N (1 + failing / healthy) NPE rows in all
+    n_base = result.report["weights"]["n"]
+    per_cell = n_base // routes.count("b-nre")
+    assert result.report["synthesis"]["pairs"] == per_cell * routes.count("a")
+    history = result.report["npe"]["history"]
+    n_synth = per_cell * routes.count("a") - result.report["synthesis"]["dropped_nonfinite"]
+    assert history["n_train"] + history["n_validation"] == n_base + n_synth
     for cell in auto["cells"]:
         assert cell["route"] == ("a" if cell["relative_ess"] < 0.999 else "b-nre")
 

@@ -382,8 +382,14 @@ def route_auto(
     score_model, report["score_surrogate"] = fit_surrogate(
         "score", base, config, run, progress, log
     )
+    # Each kept base row serves ONE healthy cell, drawn at random, at that cell's
+    # centre (fit normalizes the SNIS weights within each centre's rows); every
+    # failing cell gets as many Route A pairs as a healthy cell has rows. The
+    # NPE so trains on about N (1 + failing / healthy) rows, not N per cell.
     rng = np.random.default_rng(derive_seed(config.seed, "auto-beta"))
-    per_cell = theta_b.shape[0]
+    good_cells = np.flatnonzero(~failing)
+    n_base = theta_b.shape[0]
+    per_cell = max(1, n_base // max(1, good_cells.size))
     beta_a = np.concatenate(
         [
             log_uniform(rng, a, b, per_cell)
@@ -393,12 +399,19 @@ def route_auto(
     theta_a, x_a, beta_a, report["synthesis"] = _cached_synthesis(
         run, "synthesized_auto.npz", score_model, base, problem, beta_a, config, progress, log
     )
-    good = centers[~failing]
-    lw_good = weights.log_weights(good) if good.size else np.empty((0, theta_b.shape[0]))
-    theta_rows = np.concatenate([np.tile(theta_b, (good.size, 1)), theta_a])
-    x_rows = np.concatenate([np.tile(x_b, (good.size, 1)), x_a])
-    beta_rows = np.concatenate([np.repeat(good, theta_b.shape[0]), beta_a])
-    log_w_rows = np.concatenate([lw_good.reshape(-1), np.zeros(beta_a.shape[0])])
+    if good_cells.size:
+        cell_of_row = good_cells[rng.permutation(n_base) % good_cells.size]
+        beta_b = centers[cell_of_row]
+        lw_good = weights.log_weights(centers[good_cells])  # (healthy cells, n_base)
+        row_in_cells = np.searchsorted(good_cells, cell_of_row)
+        log_w_b = lw_good[row_in_cells, np.arange(n_base)]
+    else:
+        beta_b, log_w_b = np.empty(0), np.empty(0)
+        theta_b, x_b = theta_b[:0], x_b[:0]
+    theta_rows = np.concatenate([theta_b, theta_a])
+    x_rows = np.concatenate([x_b, x_a])
+    beta_rows = np.concatenate([beta_b, beta_a])
+    log_w_rows = np.concatenate([log_w_b, np.zeros(beta_a.shape[0])])
     decision["beta_route_a"] = bad.tolist()
     log(f"training the beta-conditioned NPE (auto, {theta_rows.shape[0]} rows)")
 
