@@ -88,3 +88,20 @@ def test_random_walk_crosses_nearby_modes_with_their_mass(beta: float) -> None:
     right = result.chains[..., 0] > 0
     assert np.all(right.any(axis=1)) and np.all((~right).any(axis=1))
     check_mass(result.chains, right_mode_mass(a, s, beta))
+
+
+def test_single_draws_come_from_every_chain_alike() -> None:
+    """n < n_chains: which chains give the draws is random (n = 1 is not always chain 0).
+
+    ``reference_pairs`` asks for one draw per observation; with the chains of
+    two_moons split by side of the fold, always taking chain 0 put every pair on
+    one side. Over 4000 calls each of 4 chains must be picked 1000 times, up to
+    5 binomial standard errors (sqrt(4000 * 0.25 * 0.75) ~ 27).
+    """
+    from gbi_eval.tuning import pooled_draws
+
+    chains = np.arange(4, dtype=np.float64)[:, None, None] * np.ones((4, 3, 1))
+    rng = np.random.default_rng(0)
+    picks = np.array([pooled_draws(chains, 1, rng)[0, 0] for _ in range(4000)])
+    counts = np.bincount(picks.astype(int), minlength=4)
+    assert np.all(np.abs(counts - 1000) <= 5 * np.sqrt(4000 * 0.25 * 0.75)), counts

@@ -128,14 +128,37 @@ def test_grid_validation_renormalizes_over_the_validation_pairs(weighted_setup):
     validation = GridValidationNLL(
         estimator, torch.as_tensor(theta), torch.as_tensor(x), grid, log_w
     )
-    expected = 0.0
+    terms, ess = [], []
     with torch.no_grad():
         for g, beta in enumerate(grid):
             ctx = torch.as_tensor(np.c_[x, np.full(n, beta)])
             nll = -estimator.log_prob(torch.as_tensor(theta), ctx).numpy()
             w = np.exp(log_w[g]) / np.exp(log_w[g]).sum()
-            expected += w @ nll / 2
+            terms.append(w @ nll)
+            ess.append(1.0 / np.sum(w**2))
+    # each temperature counts in proportion to its validation ESS (inverse variance)
+    expected = np.dot(ess, terms) / np.sum(ess)
     assert validation() == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(validation.ess, ess, rtol=1e-12)
+
+
+def test_grid_validation_lets_a_collapsed_temperature_count_little(weighted_setup):
+    """One pair holding all the weight at one beta: that beta's term barely counts."""
+    estimator, theta, context, _, _ = weighted_setup
+    n = theta.shape[0]
+    x = context[:, :3]
+    log_w = np.zeros((2, n))
+    log_w[0, 1:] = -np.inf  # beta = 0.5: ESS 1
+    validation = GridValidationNLL(
+        estimator, torch.as_tensor(theta), torch.as_tensor(x), np.array([0.5, 1.5]), log_w
+    )
+    np.testing.assert_allclose(validation.ess, [1.0, n])
+    np.testing.assert_allclose(validation.share, [1.0 / (n + 1), n / (n + 1.0)])
+    # equal weights: the plain mean over the grid
+    equal = GridValidationNLL(
+        estimator, torch.as_tensor(theta), torch.as_tensor(x), np.array([0.5, 1.5]), None
+    )
+    np.testing.assert_allclose(equal.share, [0.5, 0.5])
 
 
 def test_log_weights_fn_output_is_checked():

@@ -149,5 +149,9 @@ def pooled_draws(chains: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     draws from the last ones, so every chain contributes (almost) equally.
     """
     c, m, d = chains.shape
-    by_draw = chains.transpose(1, 0, 2).reshape(c * m, d)[:n]
+    # Chains in random order first: when n is not a multiple of c, which chains
+    # give one draw fewer (for n < c: which chains give any) must be random, or
+    # n = 1 would always return chain 0 (on two_moons: always one side of the fold).
+    order = rng.permutation(c)
+    by_draw = chains[order].transpose(1, 0, 2).reshape(c * m, d)[:n]
     return by_draw[rng.permutation(by_draw.shape[0])]

@@ -248,13 +248,24 @@ class ContinuousBetaNLL:
 
 
 class GridValidationNLL:
-    """Validation loss for a continuous beta: the mean over a fixed beta grid.
+    """Validation loss for a continuous beta: an ESS-weighted mean over a fixed beta grid.
 
     For each grid temperature ``beta_g`` the weights of the validation pairs
     are renormalized over the validation subset,
-    ``w~^val_{g,i} = w_{g,i} / sum_{k in val} w_{g,k}``, and
+    ``w~^val_{g,i} = w_{g,i} / sum_{k in val} w_{g,k}``, with effective sample
+    size ``ESS_g = 1 / sum_i (w~^val_{g,i})^2``, and
 
-        L_val = (1 / G) * sum_g sum_{i in val} w~^val_{g,i} l_i(beta_g).
+        L_g   = sum_{i in val} w~^val_{g,i} l_i(beta_g),
+        L_val = sum_g ESS_g L_g / sum_g ESS_g.
+
+    The variance of ``L_g`` grows like ``1 / ESS_g``: where the SNIS weights
+    collapse (Route B far below beta = 1, ESS of a few pairs), ``L_g`` is the
+    loss of a handful of pairs and jumps from epoch to epoch. An unweighted
+    mean lets that noise decide early stopping (seen: an NPE stopped at epoch
+    11 of 200 on two_moons, C2ST 0.8 where sbi's NPE reached 0.53); weighting
+    by ESS (inverse variance) keeps every temperature but lets each count as
+    much as it is measured. With equal weights every ``ESS_g = n_val`` and
+    this is the plain mean.
 
     Args:
         estimator: a beta-conditioned estimator.
@@ -287,7 +298,11 @@ class GridValidationNLL:
                     f"every validation weight is zero at beta = {beta:g}; use more "
                     "validation pairs or check log_weights_fn"
                 ) from error
-        self.weights = torch.as_tensor(np.stack(weights), device=theta.device)
+        stacked = np.stack(weights)
+        #: effective validation pairs per grid temperature, (G,)
+        self.ess = 1.0 / np.sum(stacked**2, axis=1)
+        self.share = self.ess / self.ess.sum()
+        self.weights = torch.as_tensor(stacked, device=theta.device)
 
     @torch.no_grad()
     def __call__(self) -> float:
@@ -299,5 +314,5 @@ class GridValidationNLL:
             )
             nll = _nll_in_chunks(self.estimator, self.theta, torch.cat([self.x, beta_col], 1))
             keep = self.weights[g] > 0
-            total += float((self.weights[g][keep] * nll[keep]).sum())
-        return total / self.grid.size
+            total += self.share[g] * float((self.weights[g][keep] * nll[keep]).sum())
+        return total

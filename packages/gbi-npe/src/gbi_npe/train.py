@@ -226,10 +226,13 @@ def fit(
       for that beta. Plain numpy arrays in and out. Each minibatch item gets a
       fresh beta; the loss is ``(N / b) sum_j exp(log_w(beta_j, i_j))
       l_j(beta_j)``, unbiased for ``E_beta[sum_i w~_{beta,i} l_i(beta)]``. The
-      validation loss is the mean over ``config.validation_betas`` fixed
-      temperatures spanning the range (``distribution.validation_grid``) of
-      the weighted NLL of the validation pairs, with the weights renormalized
-      over the validation pairs for each of those temperatures.
+      validation loss averages, over ``config.validation_betas`` fixed
+      temperatures spanning the range (``distribution.validation_grid``), the
+      weighted NLL of the validation pairs, with the weights renormalized
+      over the validation pairs for each of those temperatures and each
+      temperature counted in proportion to its validation ESS (see
+      ``GridValidationNLL``: a collapsed temperature must not drive early
+      stopping with its noise).
 
     On the first fit the standardization of theta (after the box logit), x and
     the beta features is set from the training data, weighted by the
