@@ -1,0 +1,484 @@
+"""Speed of amortization, as ratios measured in one run.
+
+(a) Sampling vs the reference MCMC: 10k draws for one (x, beta) (observation 0,
+    beta 1 and 0.5) per task. ``posterior.sample(10_000, x, beta, seed)`` (best
+    of a few, after a warm-up) against ``gbi_eval.reference_posterior(task, x,
+    beta, 10_000, seed)`` (after a warm-up call that compiles the numba
+    kernels; one call, best of three when a call takes under a second). The
+    posterior is the trained b-nre cell of ``benchmarks/_work/runs`` when it
+    exists (``_common.run_name``), else an untrained gbi-npe estimator of the
+    architecture ``gbi.train`` builds: sampling cost does not depend on the
+    weights. Target: reference / ours >= 1000.
+(b) Training the all-beta model: ``gbi.train("two_moons", route="b-nre")`` in a
+    fresh temporary run directory (simulation, NRE, SNIS weights, NPE: the full
+    wall time) against sbi's NPE (NSF, sbi's defaults, beta = 1 only) trained
+    on the same simulations, on the same device (``device="auto"``: CUDA when
+    present). Target: ours / sbi <= 0.5.
+(c) Throughput when amortizing over many observations: 1000 observations x
+    1000 draws in one batched call, samples per second: the two models of (b)
+    at beta = 1 (ours ``posterior.sample``, sbi ``sample_batched``, both on the
+    training device), and each posterior of (a) on the CPU.
+
+``--max-epochs`` bounds every training (smoke runs only: the real comparison
+trains to convergence). ``--threads`` sets torch's CPU threads (0: torch's
+default); on cores shared with other work, fewer threads can be much faster.
+numba's OpenMP threading layer shares OpenMP with torch and resets torch's
+thread count when it first runs (simulator, reference samplers), so the
+setting is applied again before every torch timing; inside ``gbi.train`` the
+training after the simulation stage may run on numba's count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import ROOT, RUNS_DIR, best_time, run_name
+from bench_npe import _NoTracking
+
+TASKS = ("two_moons", "gaussian_mixture", "slcp", "lorenz96")
+SAMPLING_BETAS = (1.0, 0.5)
+DRAWS = 10_000
+OBSERVATIONS = 1000
+DRAWS_EACH = 1000
+TRAINING_TASK = "two_moons"
+ROUTE = "b-nre"
+TARGET_SAMPLING_RATIO = 1000.0
+TARGET_TRAINING_RATIO = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--simulations", type=int, default=10_000)
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="training epochs bound (smoke runs only)"
+    )
+    parser.add_argument("--no-sbi", action="store_true", help="skip sbi in (b) and (c)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+    parser.add_argument(
+        "--observations",
+        type=int,
+        default=OBSERVATIONS,
+        help="observations of the throughput test (c), 1000 draws each",
+    )
+
+
+# -- (a) sampling vs reference MCMC ---------------------------------------------------------
+
+
+def _untrained_posterior(task: Any) -> Any:
+    """A gbi-npe posterior of the architecture ``gbi.train`` builds, weights as initialized."""
+    import gbi
+    import gbi_npe
+    from gbi.routes import _density  # the posterior family gbi.train builds
+
+    config = gbi.RunConfig(problem=task.name)
+    npe = gbi_npe.make_npe(
+        task.prior.dim,
+        task.x_dim,
+        density=_density(config),
+        low=task.prior.low,
+        high=task.prior.high,
+    )
+    rng = np.random.default_rng(0)
+    theta = task.prior.sample(1000, seed=rng)
+    x = task.simulate(theta, seed=rng)
+    finite = np.all(np.isfinite(x), axis=1)
+    low, high = config.beta_range
+    betas = np.exp(rng.uniform(np.log(low), np.log(high), 1000))
+    npe.set_standardization(theta[finite], x[finite], beta_sample=betas)
+    npe.record_beta_range(low, high)
+    return gbi_npe.Posterior(npe)
+
+
+def _sampling_posterior(task: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    import gbi_npe
+
+    path = RUNS_DIR / run_name(task.name, ROUTE, args.simulations, args.seed)
+    model = path / "posterior.safetensors"
+    if model.is_file():
+        return gbi_npe.Posterior.load(model), f"trained ({path.relative_to(ROOT)})"
+    return _untrained_posterior(task), "untrained, same architecture"
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads``; again after numba ran, since numba's OpenMP layer resets torch's."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+
+def _reference_seconds(run_once: Callable[[], Any]) -> float:
+    """Wall time of one reference call; best of three when a call takes under a second."""
+    start = time.perf_counter()
+    run_once()
+    seconds = time.perf_counter() - start
+    if seconds < 1.0:
+        seconds = min(seconds, best_time(run_once, repeat=2, min_time=0.0))
+    return seconds
+
+
+def _sampling(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    import gbi_eval
+    import gbi_sims
+
+    task = gbi_sims.get_task(name)
+    posterior, source = _sampling_posterior(task, args)
+    x = task.observation(0).x
+    print(f"   {name}: reference warm-up (numba compilation)", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gbi_eval.ConvergenceWarning)
+        start = time.perf_counter()
+        gbi_eval.reference_posterior(task, x, SAMPLING_BETAS[0], 100, args.seed + 100)
+        warm_up = time.perf_counter() - start
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    for beta in SAMPLING_BETAS:
+        print(f"   {name}: beta = {beta:g}, reference ({DRAWS} draws)", flush=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", gbi_eval.ConvergenceWarning)
+            reference = _reference_seconds(
+                lambda b=beta: gbi_eval.reference_posterior(task, x, b, DRAWS, args.seed)
+            )
+        _set_threads(args)
+        for device in devices:
+            posterior.estimator.to(device)
+            posterior.sample(DRAWS, x, beta, seed=args.seed)  # warm-up
+            ours = best_time(lambda b=beta: posterior.sample(DRAWS, x, b, seed=args.seed))
+            rows.append(
+                {
+                    "beta": beta,
+                    "device": device,
+                    "ours_seconds": ours,
+                    "reference_seconds": reference,
+                    "ratio": reference / ours,
+                    "meets_target": reference / ours >= TARGET_SAMPLING_RATIO,
+                    "reference_warnings": [str(w.message) for w in caught],
+                }
+            )
+            print(
+                f"   {name}: beta = {beta:g}, {device}: ours {1e3 * ours:.1f} ms, reference "
+                f"{reference:.2f} s, ratio {_ratio(reference / ours)}",
+                flush=True,
+            )
+    posterior.estimator.to("cpu")
+    throughput = _throughput_ours(posterior, task, args)
+    return {
+        "task": name,
+        "model": source,
+        "reference_warm_up_seconds": warm_up,
+        "rows": rows,
+        "throughput": throughput,
+    }
+
+
+# -- (c) throughput -------------------------------------------------------------------------
+
+
+def _many_observations(task: Any, args: argparse.Namespace) -> np.ndarray:
+    """``--observations`` prior-predictive x (finite rows only)."""
+    rng = np.random.default_rng([args.seed, 0x5EED])
+    x = task.simulate(task.prior.sample(args.observations, seed=rng), seed=rng)
+    return x[np.all(np.isfinite(x), axis=1)]
+
+
+def _throughput_ours(posterior: Any, task: Any, args: argparse.Namespace) -> dict[str, Any]:
+    many_x = _many_observations(task, args)
+    _set_threads(args)
+    seed = args.seed
+    posterior.sample(10, many_x[:10], 1.0, seed=seed)  # warm-up
+    seconds = best_time(
+        lambda: posterior.sample(DRAWS_EACH, many_x, 1.0, seed=seed), repeat=2, min_time=0.0
+    )
+    draws = many_x.shape[0] * DRAWS_EACH
+    return {
+        "device": str(posterior.estimator.device),
+        "observations": many_x.shape[0],
+        "draws_each": DRAWS_EACH,
+        "seconds": seconds,
+        "samples_per_second": draws / seconds,
+    }
+
+
+# -- (b) training -----------------------------------------------------------------------------
+
+
+def _train_ours(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    import gbi
+    import gbi_sims
+
+    task = gbi_sims.get_task(TRAINING_TASK)
+    task.simulate(task.prior.sample(2, seed=0), seed=0)  # compile the simulator first
+    settings = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    print(f"   training gbi {ROUTE} on {TRAINING_TASK} ({args.simulations} simulations)")
+    start = time.perf_counter()
+    result = gbi.train(
+        TRAINING_TASK,
+        route=ROUTE,
+        simulations=args.simulations,
+        seed=args.seed,
+        device="auto",
+        out=out,
+        progress=False,
+        verbose=False,
+        **settings,
+    )
+    seconds = time.perf_counter() - start
+    report = result.report
+    stages = {
+        "simulation": report["simulations"]["seconds"],
+        "nre": report["surrogate"]["seconds"],
+        "npe": report["npe"]["seconds"],
+    }
+    stages["weights_and_rest"] = seconds - sum(stages.values())
+    print(f"   gbi: {seconds:.1f} s", flush=True)
+    return {
+        "seconds": seconds,
+        "stages": stages,
+        "nre_epochs": len(report["surrogate"]["history"]["train_loss"]),
+        "npe_epochs": len(report["npe"]["history"]["train_loss"]),
+        "device": report["npe"]["history"]["device"],
+    }
+
+
+def _base_set(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The simulations of a finished run directory, finite rows, in order."""
+    chunks = sorted((out / "simulations").glob("chunk_*.npz"))
+    theta, x = [], []
+    for chunk in chunks:
+        with np.load(chunk) as data:
+            theta.append(data["theta"])
+            x.append(data["x"])
+    theta_all, x_all = np.concatenate(theta), np.concatenate(x)
+    finite = np.all(np.isfinite(x_all), axis=1)
+    return theta_all[finite], x_all[finite]
+
+
+def _train_sbi(
+    theta: np.ndarray, x: np.ndarray, device: str, args: argparse.Namespace
+) -> tuple[dict[str, Any], Any]:
+    """sbi's NPE (NSF, defaults) on the same simulations; returns its record and posterior."""
+    import sbi
+    from sbi.inference import NPE
+    from sbi.utils import BoxUniform
+
+    import gbi_sims
+
+    task = gbi_sims.get_task(TRAINING_TASK)
+    prior = BoxUniform(
+        torch.tensor(task.prior.low, dtype=torch.float32),
+        torch.tensor(task.prior.high, dtype=torch.float32),
+        device=device,
+    )
+    options: dict[str, Any] = {
+        "prior": prior,
+        "density_estimator": "nsf",
+        "device": device,
+        "show_progress_bars": False,
+    }
+    train_options = {} if args.max_epochs is None else {"max_num_epochs": args.max_epochs}
+    print(f"   training sbi NPE (nsf) on the same {theta.shape[0]} simulations", flush=True)
+    start = time.perf_counter()
+    inference = NPE(**options, tracker=_NoTracking())
+    inference.append_simulations(
+        torch.as_tensor(theta, dtype=torch.float32), torch.as_tensor(x, dtype=torch.float32)
+    )
+    inference.train(**train_options)
+    posterior = inference.build_posterior()
+    seconds = time.perf_counter() - start
+    print(f"   sbi: {seconds:.1f} s", flush=True)
+    return {
+        "version": sbi.__version__,
+        "seconds": seconds,
+        "epochs": int(inference.summary["epochs_trained"][-1]),
+        "device": device,
+    }, posterior
+
+
+def _throughput_sbi(posterior: Any, many_x: np.ndarray, device: str) -> dict[str, Any]:
+    x_t = torch.as_tensor(many_x, dtype=torch.float32, device=device)
+    posterior.sample_batched((10,), x=x_t[:10], show_progress_bars=False)  # warm-up
+    seconds = best_time(
+        lambda: posterior.sample_batched((DRAWS_EACH,), x=x_t, show_progress_bars=False),
+        repeat=2,
+        min_time=0.0,
+    )
+    return {
+        "device": device,
+        "observations": many_x.shape[0],
+        "draws_each": DRAWS_EACH,
+        "seconds": seconds,
+        "samples_per_second": many_x.shape[0] * DRAWS_EACH / seconds,
+    }
+
+
+def _training(args: argparse.Namespace) -> dict[str, Any]:
+    import gbi_npe
+    import gbi_sims
+
+    task = gbi_sims.get_task(TRAINING_TASK)
+    record: dict[str, Any] = {"task": TRAINING_TASK, "route": ROUTE}
+    with tempfile.TemporaryDirectory(prefix="gbi-bench-speed-") as tmp:
+        out = Path(tmp) / "run"
+        record["ours"] = _train_ours(args, out)
+        device = record["ours"]["device"]
+        posterior = gbi_npe.Posterior.load(out / "posterior.safetensors", device=device)
+        theta, x = _base_set(out)
+    many_x = _many_observations(task, args)
+    record["throughput_ours"] = _throughput_ours(posterior, task, args)
+    if args.no_sbi:
+        record["sbi"] = {"available": False, "reason": "skipped (--no-sbi)"}
+        return record
+    try:
+        import sbi  # noqa: F401
+    except Exception as error:  # ImportError or a broken install
+        record["sbi"] = {"available": False, "reason": f"import sbi failed: {error!r}"}
+        return record
+    _set_threads(args)
+    sbi_record, sbi_posterior = _train_sbi(theta, x, device, args)
+    record["sbi"] = {"available": True, **sbi_record}
+    record["throughput_sbi"] = _throughput_sbi(sbi_posterior, many_x, device)
+    record["ratio"] = record["ours"]["seconds"] / sbi_record["seconds"]
+    record["meets_target"] = record["ratio"] <= TARGET_TRAINING_RATIO
+    record["throughput_ratio"] = (
+        record["throughput_ours"]["samples_per_second"]
+        / record["throughput_sbi"]["samples_per_second"]
+    )
+    return record
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    _set_threads(args)
+    load_before = os.getloadavg()
+    sampling = [_sampling(name, args) for name in args.tasks]
+    training = _training(args)
+    return {
+        "simulations": args.simulations,
+        "max_epochs": args.max_epochs,
+        "draws": DRAWS,
+        "betas": list(SAMPLING_BETAS),
+        "torch_threads": torch.get_num_threads(),
+        "sampling": sampling,
+        "training": training,
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+    }
+
+
+def _ratio(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def _throughput_line(label: str, t: dict[str, Any]) -> str:
+    return (
+        f"| {label} | {t['device']} | {t['observations']} x {t['draws_each']} | "
+        f"{t['seconds']:.2f} | {t['samples_per_second']:,.0f} |"
+    )
+
+
+def to_markdown(record: dict[str, Any]) -> str:
+    n = record["draws"]
+    lines = [
+        f"(a) {n:,} draws for one (x, beta), observation 0: `posterior.sample` (best of "
+        f"several calls after a warm-up; torch threads = {record['torch_threads']}) against "
+        f"`gbi_eval.reference_posterior` (after a numba warm-up; one call, best of three "
+        f"when a call takes under 1 s). Target: reference / ours >= {TARGET_SAMPLING_RATIO:,.0f}.",
+        "",
+        "| task | model | beta | device | ours (ms) | reference (s) | reference / ours | "
+        f">= {TARGET_SAMPLING_RATIO:,.0f} |",
+        "|---|---|---:|---|---:|---:|---:|:---:|",
+    ]
+    for task in record["sampling"]:
+        for row in task["rows"]:
+            lines.append(
+                f"| {task['task']} | {task['model']} | {row['beta']:g} | {row['device']} | "
+                f"{1e3 * row['ours_seconds']:.1f} | {row['reference_seconds']:.2f} | "
+                f"{_ratio(row['ratio'])} | {_yes(row['meets_target'])} |"
+            )
+    warned = [
+        (task["task"], row["beta"], row["reference_warnings"])
+        for task in record["sampling"]
+        for row in task["rows"]
+        if row["reference_warnings"] and row["device"] == "cpu"
+    ]
+    if warned:
+        lines += ["", "Reference convergence warnings:", ""]
+        lines += [f"- {name}, beta = {beta:g}: {'; '.join(w)}" for name, beta, w in warned]
+
+    training = record["training"]
+    ours = training["ours"]
+    epochs_note = (
+        f", at most {record['max_epochs']} epochs (smoke run)" if record.get("max_epochs") else ""
+    )
+    lines += [
+        "",
+        f"(b) Training on {training['task']}, {record['simulations']:,} simulations"
+        f'{epochs_note}: `gbi.train(route="{training["route"]}")` in a fresh run directory '
+        "(simulation, NRE, SNIS weights, beta-conditioned NPE: every beta in [0.1, 2]) against "
+        "sbi's NPE (NSF, sbi's defaults, beta = 1 only) on the same simulations and device. "
+        f"Target: ours / sbi <= {TARGET_TRAINING_RATIO:g}.",
+        "",
+        "| model | device | epochs | wall time (s) | stages (s) |",
+        "|---|---|---|---:|---|",
+        f"| gbi {training['route']} (all beta) | {ours['device']} | NRE {ours['nre_epochs']}, "
+        f"NPE {ours['npe_epochs']} | {ours['seconds']:.1f} | "
+        + ", ".join(f"{k} {v:.1f}" for k, v in ours["stages"].items())
+        + " |",
+    ]
+    sbi_record = training["sbi"]
+    if sbi_record["available"]:
+        lines += [
+            f"| sbi {sbi_record['version']} NPE (beta = 1) | {sbi_record['device']} | "
+            f"{sbi_record['epochs']} | {sbi_record['seconds']:.1f} | training only |",
+            "",
+            f"Ratio gbi / sbi: {training['ratio']:.2f} (target <= "
+            f"{TARGET_TRAINING_RATIO:g}: {_yes(training['meets_target'])}).",
+        ]
+    else:
+        lines += ["", f"sbi: not measured ({sbi_record['reason']})."]
+
+    lines += [
+        "",
+        "(c) Throughput, one batched call at beta = 1 over many prior-predictive observations "
+        "(sbi's `sample_batched` rejects draws outside the prior box and redraws; ours "
+        "samples inside the box by construction):",
+        "",
+        "| model | device | observations x draws | seconds | samples / s |",
+        "|---|---|---|---:|---:|",
+        _throughput_line(
+            f"gbi {training['route']}, {training['task']} (trained in b)",
+            training["throughput_ours"],
+        ),
+    ]
+    if sbi_record["available"]:
+        lines.append(
+            _throughput_line(
+                f"sbi NPE `sample_batched`, {training['task']} (trained in b)",
+                training["throughput_sbi"],
+            )
+        )
+    for task in record["sampling"]:
+        lines.append(_throughput_line(f"gbi, {task['task']} ({task['model']})", task["throughput"]))
+    if sbi_record["available"]:
+        lines += ["", f"Throughput ratio gbi / sbi: {training['throughput_ratio']:.2f}."]
+    load = record["load_average_before"]
+    lines += [
+        "",
+        f"Load average before / after: {load[0]:.2f} / {record['load_average_after'][0]:.2f} "
+        "(the machine's cores may be shared).",
+    ]
+    return "\n".join(lines) + "\n"
