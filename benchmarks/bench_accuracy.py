@@ -47,6 +47,11 @@ import numpy as np
 TASKS = ("two_moons", "gaussian_mixture", "slcp", "lorenz96")
 ROUTES = ("a", "b-nle", "b-nre", "auto")
 ANCHOR = "sbi"
+#: a diagnostic, not a route: gbi-npe's own flow trained at beta = 1 only (no
+#: amortization over beta). Against the anchor it isolates the density
+#: estimator; against the routes at beta = 1, the cost of amortizing over beta.
+PLAIN = "npe-beta1"
+BASELINES = (ANCHOR, PLAIN)
 BUDGETS = (10_000, 100_000)
 BETAS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5)
 OBSERVATIONS = (0, 1, 2)
@@ -69,9 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--route",
         nargs="+",
-        default=[*ROUTES, ANCHOR],
-        choices=[*ROUTES, ANCHOR],
-        help="routes to train and judge; 'sbi' is the anchor (sbi's NPE at beta = 1)",
+        default=[*ROUTES, *BASELINES],
+        choices=[*ROUTES, *BASELINES],
+        help="routes to train and judge; 'sbi' is the anchor (sbi's NPE at beta = 1); "
+        "'npe-beta1' is gbi-npe's flow trained at beta = 1 only (a diagnostic)",
     )
     parser.add_argument("--simulations", nargs="+", type=int, default=list(BUDGETS))
     parser.add_argument("--betas", nargs="+", type=float, default=list(BETAS))
@@ -268,6 +274,60 @@ def sbi_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict
     return {"rows": rows, "training": training}
 
 
+def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict:
+    """gbi-npe's flow (gbi.train's architecture and settings) fit at beta = 1 only."""
+    import gbi
+    import gbi_npe
+    import gbi_sims
+    from gbi.config import RunConfig
+    from gbi.routes import _density
+
+    name = _cell_name(args, task_name, PLAIN, simulations)
+    print(f"== cell {name}", flush=True)
+    task = gbi_sims.get_task(task_name)
+    folder = _common.RUNS_DIR / name
+    model, training_file = folder / "posterior.safetensors", folder / "training.json"
+    if model.is_file() and training_file.is_file():
+        posterior = gbi_npe.Posterior.load(model)
+    else:
+        config = RunConfig(problem=task_name, seed=args.seed, **_train_settings(args))
+        base = gbi.simulate_base_set(gbi.make_problem(task_name), simulations, args.seed)
+        npe = gbi_npe.make_npe(
+            task.prior.dim,
+            base.x.shape[1],
+            density=_density(config),
+            low=task.prior.low,
+            high=task.prior.high,
+            seed=args.seed,
+        )
+        train = gbi_npe.TrainConfig(
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            max_epochs=config.max_epochs,
+            patience=config.patience,
+            seed=args.seed,
+        )
+        start = time.perf_counter()
+        history = gbi_npe.fit(npe, base.theta, base.x, 1.0, config=train)
+        posterior = gbi_npe.Posterior(npe.to("cpu"))
+        folder.mkdir(parents=True, exist_ok=True)
+        posterior.save(model)
+        training = {
+            "seconds": time.perf_counter() - start,
+            "npe_epochs": history.epochs,
+            "npe_best_epoch": history.best_epoch,
+        }
+        _atomic_write(training_file, json.dumps(training, indent=1))
+    rows = judge(
+        args,
+        name,
+        task,
+        lambda n, x, beta, seed: posterior.sample(n, x, beta, seed=seed),
+        [1.0],
+    )
+    return {"rows": rows, "training": json.loads(training_file.read_text())}
+
+
 def train_sbi_npe(
     task: Any, theta: np.ndarray, x: np.ndarray, seed: int, max_epochs: int | None
 ) -> tuple[Any, dict]:
@@ -310,7 +370,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bad = [b for b in args.betas if not 0.1 <= b <= 2.0]
     if bad:
         raise SystemExit(f"betas must lie in the trained range [0.1, 2.0], got {bad}")
-    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
     cells = [(t, r, s) for t in args.task for s in args.simulations for r in args.route]
     if args.plan:
         for t, r, s in cells:
@@ -325,11 +384,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": _common.machine_info(),
     }
-    started = time.perf_counter()
     for task, route, simulations in cells:
         start = time.perf_counter()
         if route == ANCHOR:
             cell = sbi_cell(args, task, simulations)
+        elif route == PLAIN:
+            cell = plain_cell(args, task, simulations)
         else:
             cell = gbi_cell(args, task, route, simulations)
         cell.update(
@@ -343,13 +403,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **stamp,
         )
         key = cell_key(task, route, simulations) + (f"/{args.tag}" if args.tag else "")
-        record["cells"][key] = cell
         # keep what is finished even if a later cell is interrupted
-        partial = {**record, **stamp, "arguments": vars(args), "partial": True}
-        partial["wall_seconds"] = time.perf_counter() - started
-        _common.write_record("accuracy", partial)
-    record.pop("partial", None)
+        record = store_cell(key, cell)
+    record = store_cell(None, None)
+    for key in ("commit", "date", "machine", "partial", "arguments", "wall_seconds"):
+        record.pop(key, None)  # run.py stamps this invocation's
+    record["command"] = (
+        "nox -s bench -- accuracy --task TASK --route ROUTE --simulations N "
+        "(one cell each; each cell's commit is in its table)"
+    )
     record["figures"] = plot_figures(record)
+    return record
+
+
+def store_cell(key: str | None, cell: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge one cell into the record on disk and return the merged record.
+
+    Several accuracy runs may work side by side (one task each): the record is
+    re-read under an exclusive lock before every write, so none loses another's
+    cells.
+    """
+    import fcntl
+
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    with open(RECORD.with_name(".accuracy.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
+        if key is not None:
+            record.setdefault("cells", {})[key] = cell
+            stamp = {k: cell[k] for k in ("commit", "date", "machine")}
+            _common.write_record("accuracy", {**record, **stamp, "wall_seconds": 0.0})
     return record
 
 
@@ -393,6 +476,15 @@ def plot_figures(record: dict[str, Any]) -> list[str]:
                 ]
                 if cell["route"] == ANCHOR:
                     ax.plot(betas, med, "*", ms=12, color="black", label=f"sbi NPE {label[4:]}")
+                elif cell["route"] == PLAIN:
+                    ax.plot(
+                        betas,
+                        med,
+                        "X",
+                        ms=9,
+                        color="gray",
+                        label=f"gbi NPE beta=1 only {label[10:]}",
+                    )
                 else:
                     ax.plot(
                         betas,
@@ -430,7 +522,9 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
                 for c in cells.values()
                 if c["task"] == task and c["simulations"] == budget
             }
-            routes = {r: _median_table(c, list(BETAS)) for r, c in mine.items() if r != ANCHOR}
+            routes = {
+                r: _median_table(c, list(BETAS)) for r, c in mine.items() if r not in BASELINES
+            }
             anchor = _median_table(mine[ANCHOR], [1.0]).get(1.0) if ANCHOR in mine else None
             for beta in BETAS:
                 scores = {r: t[beta] for r, t in routes.items() if beta in t}
@@ -480,13 +574,15 @@ def to_markdown(record: dict[str, Any]) -> str:
                 "| route | " + " | ".join(f"{b:g}" for b in BETAS) + " | train s | commit |",
                 "|---|" + "---:|" * len(BETAS) + "---:|---|",
             ]
-            for route in [*ROUTES, ANCHOR]:
+            for route in [*ROUTES, *BASELINES]:
                 if route not in mine:
                     continue
                 table = _median_table(mine[route], list(BETAS))
                 cols = [f"{table[b]:.3f}" if b in table else "" for b in BETAS]
                 seconds = mine[route].get("training", {}).get("seconds")
-                name = "sbi NPE (anchor)" if route == ANCHOR else route
+                name = {ANCHOR: "sbi NPE (anchor)", PLAIN: "gbi NPE, beta = 1 only"}.get(
+                    route, route
+                )
                 lines.append(
                     f"| {name} | "
                     + " | ".join(cols)

@@ -81,6 +81,8 @@ RESULTS = (
 
 def _command(name: str, record: dict) -> str:
     """The command line that reproduces a record (its stored arguments)."""
+    if "command" in record:
+        return record["command"]
     parser = argparse.ArgumentParser()
     _load(name).add_arguments(parser)
     defaults = vars(parser.parse_args([]))
