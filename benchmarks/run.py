@@ -1,6 +1,7 @@
 """Run the benchmarks: ``nox -s bench -- [NAME ...] [--options]``.
 
-``NAME`` is a module ``benchmarks/bench_<NAME>.py`` (default: all of them).
+``NAME`` is a module ``benchmarks/bench_<NAME>.py`` (default: all of them);
+``--docs`` alone rebuilds the documents from the stored records.
 Each writes ``docs/benchmarks/<NAME>.json``; ``docs/benchmarks.md`` is rebuilt
 from every stored record, so one benchmark can be rerun alone.
 """
@@ -113,6 +114,9 @@ def build_results(records: dict) -> str:
         "accuracy grid's cells and what each has cached.",
         "",
     ]
+    findings = HERE / "findings.md"
+    if findings.is_file():
+        parts += [findings.read_text().rstrip(), ""]
     for name, title, question in RESULTS:
         parts += [f"## {title}", "", f"*{question}*", ""]
         if name not in records:
@@ -133,6 +137,8 @@ def build_results(records: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--docs"]:  # rebuild docs/benchmarks.md and docs/results.md only
+        return _write_docs()
     names = []
     while argv and not argv[0].startswith("-"):
         names.append(argv.pop(0))
@@ -157,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         path = _common.write_record(name, record)
         print(f"   wrote {path.relative_to(_common.ROOT)}")
+    return _write_docs()
+
+
+def _write_docs() -> int:
     records = _common.read_records()
     out = _common.ROOT / "docs" / "benchmarks.md"
     out.write_text(build_markdown(records))
