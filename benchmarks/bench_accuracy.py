@@ -430,6 +430,10 @@ def store_cell(key: str | None, cell: dict[str, Any] | None) -> dict[str, Any]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         record = json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
         if key is not None:
+            old = record.get("cells", {}).get(key)
+            if old and old["rows"] == cell["rows"] and old["training"] == cell["training"]:
+                # nothing was recomputed (all cached): the cell keeps its own stamp
+                cell = {**cell, **{k: old[k] for k in ("commit", "date", "machine")}}
             record.setdefault("cells", {})[key] = cell
             stamp = {k: cell[k] for k in ("commit", "date", "machine")}
             _common.write_record("accuracy", {**record, **stamp, "wall_seconds": 0.0})
@@ -511,6 +515,16 @@ def plot_figures(record: dict[str, Any]) -> list[str]:
     return written
 
 
+def c2st_tolerance(n: int) -> float:
+    """Two standard errors of a difference of two C2ST accuracies near chance.
+
+    Each C2ST classifies 2n held-out points (cross-validation covers them all),
+    so near 0.5 its accuracy has standard error sqrt(0.25 / (2n)); a difference
+    of two has sqrt(2) times that. With n = 2000: 0.022.
+    """
+    return 2.0 * np.sqrt(2.0) * np.sqrt(0.25 / (2 * n))
+
+
 def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
     """Per (task, budget, beta): the best route's median C2ST and the target verdicts."""
     cells = _official(record)
@@ -544,6 +558,8 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
                 if beta == 1.0 and anchor is not None:
                     entry["sbi_c2st"] = anchor
                     entry["beats_sbi"] = scores[best] <= anchor
+                    n = mine[best]["n"]
+                    entry["within_noise_of_sbi"] = scores[best] <= anchor + c2st_tolerance(n)
                 out.append(entry)
     return out
 
@@ -603,7 +619,9 @@ def to_markdown(record: dict[str, Any]) -> str:
     summary = summarize(record)
     if summary:
         lines += [
-            "Targets, on the best route per beta (median C2ST):",
+            "Targets, on the best route per beta (median C2ST). Against sbi, 'tied within "
+            "noise' means at most two standard errors of a C2ST difference worse "
+            f"({c2st_tolerance(2000):.3f} at 2000 draws per side).",
             "",
             "| task | sims | beta | best route | C2ST | target | met | sbi NPE at beta 1 |",
             "|---|---:|---:|---|---:|---:|:---:|---:|",
@@ -613,7 +631,13 @@ def to_markdown(record: dict[str, Any]) -> str:
             met = "" if e["met"] is None else ("yes" if e["met"] else "**no**")
             anchor = ""
             if "sbi_c2st" in e:
-                anchor = f"{e['sbi_c2st']:.3f} ({'beaten' if e['beats_sbi'] else '**not beaten**'})"
+                if e["beats_sbi"]:
+                    verdict = "beaten"
+                elif e["within_noise_of_sbi"]:
+                    verdict = "tied within noise"
+                else:
+                    verdict = "**worse**"
+                anchor = f"{e['sbi_c2st']:.3f} ({verdict})"
             lines.append(
                 f"| {e['task']} | {e['simulations']:,} | {e['beta']:g} | {e['best_route']} | "
                 f"{e['best_c2st']:.3f} | {target} | {met} | {anchor} |"

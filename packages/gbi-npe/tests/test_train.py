@@ -97,6 +97,43 @@ def test_early_stopping_restores_the_best_weights():
     assert objective.full_loss() == pytest.approx(history.best_validation_loss, rel=1e-6)
 
 
+def test_learning_rate_decays_on_plateaus_down_to_its_floor():
+    """A validation loss that never improves after epoch 0: the rate halves every
+    ``lr_patience`` bad epochs (never below the floor) until ``patience`` stops it."""
+    module = nn.Linear(1, 1)
+    values = iter([1.0] + [2.0] * 50)
+    config = TrainConfig(
+        max_epochs=50,
+        patience=12,
+        lr_patience=3,
+        lr_decay=0.5,
+        min_lr_factor=0.15,
+        learning_rate=0.1,
+        progress=False,
+        device="cpu",
+    )
+    history = train_loop(
+        module,
+        lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+        8,
+        config,
+        lambda: next(values),
+    )
+    assert history.epochs == 13 and history.best_epoch == 0
+    # decays after bad epochs 3, 6, 9: 0.1, 0.05, 0.025, then the floor 0.015
+    expected = [0.1] * 4 + [0.05] * 3 + [0.025] * 3 + [0.015] * 3
+    np.testing.assert_allclose(history.learning_rates, expected)
+    # without lr_patience the rate is constant
+    constant = train_loop(
+        module,
+        lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+        8,
+        TrainConfig(max_epochs=5, learning_rate=0.1, progress=False, device="cpu"),
+        lambda: 1.0,
+    )
+    assert set(constant.learning_rates) == {0.1}
+
+
 def test_weighted_training_matches_training_on_a_resampled_set():
     # theta | x ~ N(x, 1) in the data; weights w = N(theta; x + 0.5, 0.6^2) /
     # N(theta; x, 1) turn it into theta | x ~ N(x + 0.5, 0.6^2) (and leave the

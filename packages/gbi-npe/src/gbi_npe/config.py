@@ -277,6 +277,14 @@ class TrainConfig:
         max_epochs: upper bound on the number of epochs.
         patience: stop after this many epochs without a new best validation
             loss (then the best weights are restored).
+        lr_patience: every this many epochs without a new best validation
+            loss, the learning rate is multiplied by ``lr_decay`` (down to
+            ``learning_rate * min_lr_factor``); ``None``: a constant rate. A
+            plateau of a noisy validation curve (Route B's SNIS weights make
+            every gradient noisy) is often noise in the weights that a smaller
+            step removes, not the end of learning.
+        lr_decay: factor of each decay, in (0, 1).
+        min_lr_factor: the rate never falls below ``learning_rate`` times this.
         validation_fraction: share of the training rows (or base pairs) held
             out for validation; 0 disables validation and early stopping.
         clip_grad_norm: gradients are clipped to this global norm
@@ -294,6 +302,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     max_epochs: int = 200
     patience: int = 20
+    lr_patience: int | None = None
+    lr_decay: float = 0.5
+    min_lr_factor: float = 1.0 / 16.0
     validation_fraction: float = 0.1
     clip_grad_norm: float | None = 5.0
     validation_betas: int = 8
@@ -306,6 +317,10 @@ class TrainConfig:
         _check_float("learning_rate", self.learning_rate, low=0.0, open_low=True)
         _check_int("max_epochs", self.max_epochs, 1)
         _check_int("patience", self.patience, 1)
+        if self.lr_patience is not None:
+            _check_int("lr_patience", self.lr_patience, 1)
+        _check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, open_low=True)
+        _check_float("min_lr_factor", self.min_lr_factor, low=0.0, high=1.0, open_low=True)
         _check_float("validation_fraction", self.validation_fraction, low=0.0, high=0.9)
         if self.clip_grad_norm is not None:
             _check_float("clip_grad_norm", self.clip_grad_norm, low=0.0, open_low=True)

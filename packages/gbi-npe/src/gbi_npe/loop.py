@@ -43,6 +43,7 @@ class History:
         device: where it ran.
         n_train: training rows (or base pairs).
         n_validation: validation rows (or base pairs).
+        learning_rates: the step size used in each epoch.
     """
 
     train_loss: tuple[float, ...]
@@ -54,6 +55,7 @@ class History:
     device: str
     n_train: int
     n_validation: int
+    learning_rates: tuple[float, ...] = ()
 
     @property
     def epochs(self) -> int:
@@ -68,6 +70,7 @@ class History:
         out["train_loss"] = list(self.train_loss)
         out["validation_loss"] = list(self.validation_loss)
         out["epoch_seconds"] = list(self.epoch_seconds)
+        out["learning_rates"] = list(self.learning_rates)
         return out
 
 
@@ -86,6 +89,13 @@ def _adam(parameters: list[nn.Parameter], learning_rate: float) -> torch.optim.A
         return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+def _decay_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+    """Multiply the step size by ``config.lr_decay``, never below its floor."""
+    floor = config.learning_rate * config.min_lr_factor
+    for group in optimizer.param_groups:
+        group["lr"] = max(floor, group["lr"] * config.lr_decay)
 
 
 def train_loop(
@@ -136,6 +146,7 @@ def train_loop(
     train_losses: list[float] = []
     validation_losses: list[float] = []
     epoch_seconds: list[float] = []
+    learning_rates: list[float] = []
     best, best_epoch, best_state, bad_epochs = np.inf, None, None, 0
     stopped_early = False
     start = time.perf_counter()
@@ -163,6 +174,7 @@ def train_loop(
                     "learning rate or check the data and weights"
                 )
             postfix = {"train": f"{train_losses[-1]:.4g}"}
+            learning_rates.append(optimizer.param_groups[0]["lr"])
             if validation_loss_fn is not None:
                 module.eval()
                 value = float(validation_loss_fn())
@@ -175,6 +187,8 @@ def train_loop(
                     best_state = copy.deepcopy(module.state_dict())
                 else:
                     bad_epochs += 1
+                    if config.lr_patience is not None and bad_epochs % config.lr_patience == 0:
+                        _decay_learning_rate(optimizer, config)
             epoch_seconds.append(time.perf_counter() - epoch_start)
             bar.set_postfix(postfix)
             if validation_loss_fn is not None and bad_epochs >= config.patience:
@@ -194,4 +208,5 @@ def train_loop(
         device=str(device),
         n_train=n_train,
         n_validation=n_validation,
+        learning_rates=tuple(learning_rates),
     )
