@@ -43,11 +43,16 @@ Log = Callable[[str], None]
 def train_config(
     config: RunConfig, stream: str, max_epochs: int, progress: bool
 ) -> gbi_npe.TrainConfig:
+    # The NPE's validation curve is noisy (SNIS-weighted, many temperatures):
+    # halve its step size every patience / 4 epochs without progress rather than
+    # stopping at the first plateau. The surrogates decay in stages of their own.
+    lr_patience = max(1, config.patience // 4) if stream == "npe" else None
     return gbi_npe.TrainConfig(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         max_epochs=max_epochs,
         patience=config.patience,
+        lr_patience=lr_patience,
         device=config.device,
         seed=derive_seed(config.seed, stream) % (2**31),
         progress=progress,
