@@ -223,7 +223,12 @@ def gbi_cell(args: argparse.Namespace, task_name: str, route: str, simulations: 
 
 def training_summary(report: dict[str, Any]) -> dict[str, Any]:
     """What the record keeps of a training report: times, epochs, weights per beta."""
-    out: dict[str, Any] = {"seconds": report.get("seconds_total")}
+    # the cost of every stage, reused ones included (a stage reloaded from the run
+    # directory keeps the seconds it took when it ran)
+    stages = [report.get("simulations", {}).get("seconds")]
+    stages += [report.get(part, {}).get("seconds") for part in ("surrogate", "score_surrogate")]
+    stages += [report.get(part, {}).get("seconds") for part in ("synthesis", "npe")]
+    out: dict[str, Any] = {"seconds": float(sum(s for s in stages if s is not None))}
     for part in ("surrogate", "score_surrogate", "npe"):
         history = report.get(part, {}).get("history")
         if history:
