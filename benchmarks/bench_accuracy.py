@@ -662,13 +662,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from gbi.rundir import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
 
 
 def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    import io
+
+    from gbi.rundir import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
