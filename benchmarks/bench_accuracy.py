@@ -280,12 +280,12 @@ def sbi_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict
 
 
 def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict:
-    """gbi-npe's flow (gbi.train's architecture and settings) fit at beta = 1 only."""
+    """gbi's posterior network, built and trained as ``gbi.train`` does, at beta = 1 only."""
     import gbi
     import gbi_npe
     import gbi_sims
     from gbi.config import RunConfig
-    from gbi.routes import _density
+    from gbi.routes import fit_posterior
 
     name = _cell_name(args, task_name, PLAIN, simulations)
     print(f"== cell {name}", flush=True)
@@ -296,31 +296,22 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
         posterior = gbi_npe.Posterior.load(model)
     else:
         config = RunConfig(problem=task_name, seed=args.seed, **_train_settings(args))
-        base = gbi.simulate_base_set(gbi.make_problem(task_name), simulations, args.seed)
-        npe = gbi_npe.make_npe(
-            task.prior.dim,
+        problem = gbi.make_problem(task_name)
+        base = gbi.simulate_base_set(problem, simulations, args.seed)
+        posterior, report = fit_posterior(
+            problem,
             base.x.shape[1],
-            density=_density(config),
-            low=task.prior.low,
-            high=task.prior.high,
-            seed=args.seed,
+            config,
+            False,
+            lambda npe, tc: gbi_npe.fit(npe, base.theta, base.x, 1.0, config=tc),
         )
-        train = gbi_npe.TrainConfig(
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            max_epochs=config.max_epochs,
-            patience=config.patience,
-            seed=args.seed,
-        )
-        start = time.perf_counter()
-        history = gbi_npe.fit(npe, base.theta, base.x, 1.0, config=train)
-        posterior = gbi_npe.Posterior(npe.to("cpu"))
         folder.mkdir(parents=True, exist_ok=True)
         posterior.save(model)
+        history = report["history"]
         training = {
-            "seconds": time.perf_counter() - start,
-            "npe_epochs": history.epochs,
-            "npe_best_epoch": history.best_epoch,
+            "seconds": report["seconds"],
+            "npe_epochs": len(history["train_loss"]),
+            "npe_best_epoch": history["best_epoch"],
         }
         _atomic_write(training_file, json.dumps(training, indent=1))
     rows = judge(

@@ -26,6 +26,16 @@ def _load(name: str):
     return importlib.import_module(f"bench_{name}")
 
 
+def _stamp(record: dict) -> str:
+    """Where and when a record was measured: commit, date, machine, wall time."""
+    m = record["machine"]
+    return (
+        f"commit `{record['commit']}`, {record['date']}, {m['cpu_count']} cores "
+        f"({m['processor']}), GPU: {m['gpu'] or 'none'}, run time "
+        f"{record['wall_seconds'] / 60:.1f} min"
+    )
+
+
 def build_markdown(records: dict) -> str:
     parts = [
         "# Benchmarks",
@@ -39,13 +49,10 @@ def build_markdown(records: dict) -> str:
         if name not in records:
             continue
         record = records[name]
-        m = record["machine"]
         parts += [
             f"## {name}",
             "",
-            f"Commit `{record['commit']}`, {record['date']}, {m['cpu_count']} cores "
-            f"({m['processor']}), GPU: {m['gpu'] or 'none'}, "
-            f"run time {record['wall_seconds']:.0f} s.",
+            f"Measured at {_stamp(record)}.",
             "",
             _load(name).to_markdown(record).rstrip(),
             "",
@@ -123,11 +130,8 @@ def build_results(records: dict) -> str:
             parts += [f"Not measured yet: `nox -s bench -- {name}`.", ""]
             continue
         record = records[name]
-        m = record["machine"]
         parts += [
-            f"`{_command(name, record)}` — commit `{record['commit']}`, {record['date']}, "
-            f"{m['cpu_count']} cores, GPU: {m['gpu'] or 'none'}, "
-            f"{record['wall_seconds'] / 60:.1f} min.",
+            f"`{_command(name, record)}`, measured at {_stamp(record)}.",
             "",
             _load(name).to_markdown(record).rstrip(),
             "",

@@ -133,6 +133,8 @@ def test_user_simulator_end_to_end() -> None:
         ({"stabilization": "magic"}, "stabilization"),
         ({"max_epochs": -1}, "max_epochs"),
         ({"not_a_setting": 1}, "not_a_setting"),
+        ({"embedding": "cnn"}, "embedding must be one of"),
+        ({"embedding_features": 0}, "embedding_features"),
     ],
 )
 def test_bad_settings(kwargs: dict, match: str) -> None:
@@ -154,3 +156,57 @@ def test_hodgkin_huxley_report_has_marginals_and_predictive_traces(tmp_path: Pat
     paths = gbi.make_report(tmp_path / "hh", n=100)
     assert sorted(p.name for p in paths) == ["marginals_across_beta.png", "predictive_traces.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_lorenz96_reads_x_through_its_stencil(tmp_path: Path) -> None:
+    result = gbi.train(
+        "lorenz96",
+        simulations=300,
+        out=tmp_path / "run",
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    assert result.report["embedding"] == "stencil"
+    embedding = result.posterior.estimator.spec.embedding
+    assert embedding.kind == "stencil" and embedding.grid == (21, 8)
+    # the saved run loads without any code of the user's
+    run = gbi.open_run(tmp_path / "run")
+    x_obs = gbi.make_problem("lorenz96").task.observation(0).x
+    np.testing.assert_allclose(
+        run.posterior.sample(50, x_obs, 0.5, seed=3),
+        result.posterior.sample(50, x_obs, 0.5, seed=3),
+    )
+    plain = gbi.train(
+        "lorenz96",
+        simulations=300,
+        embedding="identity",
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    assert plain.report["embedding"] == "identity"
+    assert plain.posterior.estimator.spec.embedding.kind == "identity"
+
+
+def test_a_user_stencil_is_checked_before_training() -> None:
+    def walk(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        steps = theta[:, :1] + rng.standard_normal((theta.shape[0], 12))
+        return np.cumsum(steps, axis=1)
+
+    with pytest.raises(ValueError, match="x_stencil must be a dict"):
+        Problem(low=[-1], high=[1], simulator=walk, x_stencil={"grid": (12,)})
+    wrong = Problem(
+        low=[-1], high=[1], simulator=walk, x_stencil={"grid": (13,), "offsets": ((0,), (1,))}
+    )
+    with pytest.raises(ValueError, match="13 cells but its simulator returns x with 12"):
+        gbi.train(wrong, simulations=100, verbose=False, progress=False, **TINY)
+    with pytest.raises(ValueError, match="declares no x_stencil"):
+        gbi.train("two_moons", simulations=100, embedding="stencil", verbose=False, **TINY)
+    right = Problem(
+        low=[-1], high=[1], simulator=walk, x_stencil={"grid": (12,), "offsets": ((0,), (1,))}
+    )
+    result = gbi.train(right, simulations=200, verbose=False, progress=False, device="cpu", **TINY)
+    assert result.report["embedding"] == "stencil"

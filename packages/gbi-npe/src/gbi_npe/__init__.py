@@ -39,6 +39,7 @@ from .io import (
 from .loop import History, resolve_device, train_loop
 from .objective import LogWeightsFn, minibatch_loss, normalize_log_weights
 from .posterior import ExtrapolationWarning, Posterior
+from .stencil import StencilEmbedding, stencil_patches
 from .train import fit, fit_conditional
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "ModelFileError",
     "Posterior",
     "SplineFlowConfig",
+    "StencilEmbedding",
     "TrainConfig",
     "__version__",
     "build_estimator",
@@ -71,6 +73,7 @@ __all__ = [
     "read_model_file",
     "resolve_device",
     "save_estimator",
+    "stencil_patches",
     "train_loop",
     "write_model_file",
 ]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 SPLINE_KINDS = ("coupling", "autoregressive")
-EMBEDDING_KINDS = ("identity", "mlp", "custom")
+EMBEDDING_KINDS = ("identity", "mlp", "stencil", "custom")
 BETA_FEATURES = ("log_beta", "beta", "inv_beta")
 
 
@@ -110,22 +110,38 @@ class EmbeddingConfig:
     """How the (standardized) conditioning variable ``x`` is embedded.
 
     Attributes:
-        kind: ``"identity"``, ``"mlp"`` or ``"custom"`` (a user ``torch.nn.Module``;
-            ``make_npe`` sets this when given a module, and the module must be
-            passed back when loading: its class is not stored, only its weights).
-        hidden_features: MLP width.
-        num_layers: MLP hidden layers.
+        kind: ``"identity"``, ``"mlp"``, ``"stencil"`` or ``"custom"`` (a user
+            ``torch.nn.Module``; ``make_npe`` sets this when given a module, and
+            the module must be passed back when loading: its class is not
+            stored, only its weights).
+        hidden_features: MLP width (of the stencil's local and head networks too).
+        num_layers: MLP hidden layers (of the stencil's local network too).
         output_features: MLP output width; for ``"custom"`` the module's output
             width (found by a dry run when the estimator is built).
         module_name: for ``"custom"``, the module's qualified class name (used
             in error messages only).
+        grid: for ``"stencil"``, the shape x has when reshaped (row-major),
+            e.g. ``(T + 1, K)`` for a path of T + 1 states of K sites.
+        offsets: for ``"stencil"``, the cells one local patch reads, as
+            offsets from its anchor cell, one tuple of ``len(grid)`` ints each
+            (e.g. a state's neighbours and the next state of one site).
+        cyclic: for ``"stencil"``, which grid axes wrap around (default: none).
+
+    A stencil embedding (``gbi_npe.StencilEmbedding``) applies one small network to
+    every patch of x (the anchor's position along the non-cyclic axes is an
+    input too) and averages the results: the right shape when the likelihood is
+    a sum of local terms, as for a Markov chain or a lattice model, and far
+    fewer parameters to fit than an MLP on the whole of x.
     """
 
-    kind: Literal["identity", "mlp", "custom"] = "identity"
+    kind: Literal["identity", "mlp", "stencil", "custom"] = "identity"
     hidden_features: int = 64
     num_layers: int = 2
     output_features: int = 16
     module_name: str = ""
+    grid: tuple[int, ...] = ()
+    offsets: tuple[tuple[int, ...], ...] = ()
+    cyclic: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in EMBEDDING_KINDS:
@@ -133,6 +149,31 @@ class EmbeddingConfig:
         _check_int("hidden_features", self.hidden_features, 1)
         _check_int("num_layers", self.num_layers, 1)
         _check_int("output_features", self.output_features, 1)
+        # JSON turns tuples into lists: store tuples again
+        try:
+            grid = tuple(int(g) for g in self.grid)
+            offsets = tuple(tuple(int(v) for v in o) for o in self.offsets)
+            cyclic = tuple(bool(c) for c in self.cyclic)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"grid, offsets and cyclic must be sequences of ints / bools: {error}"
+            ) from None
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "cyclic", cyclic)
+        if self.kind != "stencil":
+            if grid or offsets or cyclic:
+                raise ValueError("grid, offsets and cyclic apply only to kind='stencil'")
+            return
+        if not grid or any(g < 1 for g in grid):
+            raise ValueError(f"a stencil needs a grid of positive sizes, got {grid}")
+        if not offsets or any(len(o) != len(grid) for o in offsets):
+            raise ValueError(
+                f"a stencil needs offsets, each with {len(grid)} entries (one per grid axis), "
+                f"got {offsets}"
+            )
+        if cyclic and len(cyclic) != len(grid):
+            raise ValueError(f"cyclic needs {len(grid)} entries (one per grid axis), got {cyclic}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

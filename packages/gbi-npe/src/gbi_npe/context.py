@@ -10,6 +10,7 @@ context is ``x`` alone and ``h = embedding(standardize(x))``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,6 +89,25 @@ def make_embedding(
         if module is not None:
             raise ValueError("embedding_net was given but the embedding kind is 'mlp'")
         net = MLP(x_features, config.output_features, config.hidden_features, config.num_layers)
+        return net, config.output_features
+    if config.kind == "stencil":
+        if module is not None:
+            raise ValueError("embedding_net was given but the embedding kind is 'stencil'")
+        from .stencil import StencilEmbedding
+
+        if int(np.prod(config.grid)) != x_features:
+            raise ValueError(
+                f"the stencil grid {config.grid} has {int(np.prod(config.grid))} cells "
+                f"but x has {x_features} features"
+            )
+        net = StencilEmbedding(
+            config.grid,
+            config.offsets,
+            config.cyclic,
+            config.hidden_features,
+            config.num_layers,
+            config.output_features,
+        )
         return net, config.output_features
     if module is None:
         name = config.module_name or "a torch.nn.Module"

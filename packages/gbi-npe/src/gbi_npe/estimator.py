@@ -35,7 +35,12 @@ from .config import (
 from .context import ContextEncoder, custom_output_features
 from .flows import SplineFlow
 from .mdn import MixtureDensityNetwork
-from .transforms import InputTransform, feature_stats, standardization_stats
+from .transforms import (
+    InputTransform,
+    feature_stats,
+    shared_feature_stats,
+    standardization_stats,
+)
 
 CoreBuilder = Callable[[int, int, DensityConfig], nn.Module]
 
@@ -134,7 +139,9 @@ class ConditionalDensityEstimator(nn.Module):
         # Heavy-tailed features (a simulator that sometimes blows up) are
         # standardized robustly and compressed in their tails (``feature_stats``).
         self.input_transform.standardize.set(*feature_stats(unbounded.cpu().numpy(), weights))
-        self.context_encoder.x_standardize.set(*feature_stats(context, weights))
+        # A stencil embedding reads x as one quantity on a grid: one shared scale.
+        x_stats = shared_feature_stats if self.spec.embedding.kind == "stencil" else feature_stats
+        self.context_encoder.x_standardize.set(*x_stats(context, weights))
         encoder = self.context_encoder
         if encoder.beta_standardize is not None:
             if beta_sample is None:

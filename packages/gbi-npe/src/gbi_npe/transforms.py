@@ -133,6 +133,35 @@ def feature_stats(
     return shift, scale, tail
 
 
+def shared_feature_stats(
+    values: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``feature_stats`` of all features pooled into one: the same values for every feature.
+
+    For inputs whose features are one quantity laid out on a grid (a path, a
+    field), such as those a stencil embedding reads: a single shift and scale
+    keep the relations between neighbouring cells that per-feature
+    standardization would distort.
+
+    Args:
+        values: shape (n, d).
+        weights: shape (n,), non-negative, or ``None``.
+
+    Returns:
+        ``(shift, scale, tail)``, each shape (d,), every entry equal.
+
+    Example:
+        >>> shift, scale, tail = shared_feature_stats(np.array([[0.0, 2.0], [2.0, 4.0]]))
+        >>> shift.tolist(), scale.tolist()
+        ([2.0, 2.0], [1.4142135623730951, 1.4142135623730951])
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n, d = values.shape
+    pooled_weights = None if weights is None else np.repeat(np.asarray(weights, np.float64), d)
+    stats = feature_stats(values.reshape(n * d, 1), pooled_weights)
+    return tuple(np.full(d, s[0]) for s in stats)  # type: ignore[return-value]
+
+
 class Standardize(nn.Module):
     """``v -> g((v - shift) / scale)`` with float64 buffers.
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import abc
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -72,6 +74,11 @@ class Task(abc.ABC):
     theta_names: tuple[str, ...]
     x_dim: int
     prior: BoxUniform
+    #: the layout of x when it is a path or field of local interactions, for
+    #: estimators that exploit it (a stencil embedding): ``{"grid": shape of x
+    #: reshaped row-major, "offsets": the cells one local term reads, relative
+    #: to its anchor, "cyclic": which axes wrap}``; ``None`` when x has no such layout.
+    x_stencil: ClassVar[Mapping[str, tuple] | None] = None
     #: rows simulated per chunk; bounds the working memory of one call.
     default_chunk_size: int = 1 << 16
     #: how many fixed observations ``observation(i)`` offers.

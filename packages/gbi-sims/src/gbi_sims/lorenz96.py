@@ -48,7 +48,9 @@ Euler–Maruyama discretization is the model.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -136,6 +138,15 @@ class Lorenz96(Task):
     theta_names = ("b_0", "b_1", "sigma_e")
     x_dim = X_DIM
     default_chunk_size = 1 << 15
+    #: x is T + 1 states of K sites on a ring; transition (t, k) reads sites
+    #: k-2 ... k+1 of state t and site k of state t + 1.
+    x_stencil: ClassVar[Mapping[str, tuple]] = MappingProxyType(
+        {
+            "grid": (T + 1, K),
+            "offsets": ((0, -2), (0, -1), (0, 0), (0, 1), (1, 0)),
+            "cyclic": (False, True),
+        }
+    )
 
     def __init__(self) -> None:
         self.prior = BoxUniform([1.4, 0.1, 1.5], [2.2, 1.0, 2.5])

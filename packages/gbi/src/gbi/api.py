@@ -152,6 +152,9 @@ def _run(
             f"only {base.theta.shape[0]} of {base.n_requested} simulations are finite: "
             "too few to train on"
         )
+    # a stencil that does not fit x fails here, not after the surrogate's training
+    embedding = routes.embedding_config(config, problem, base.x.shape[1])
+    report["embedding"] = embedding.kind
     if config.route in ("b-nre", "b-nle"):
         posterior = routes.route_b(
             config.route[2:], problem, base, config, run, progress, log, report

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import gbi_sims
-from gbi.config import ROUTES, STABILIZATIONS
+from gbi.config import EMBEDDINGS, ROUTES, STABILIZATIONS
 
 EXAMPLES = {
     "simulate": "gbi simulate two_moons -n 100000 --seed 0 --out sims.npz",
@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_task(args.task)
     settings = {}
-    for name in ("max_epochs", "stabilization", "flow", "chunk_size"):
+    for name in ("max_epochs", "stabilization", "flow", "embedding", "chunk_size"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
@@ -335,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, help="epoch bound for every network")
     p.add_argument("--stabilization", choices=STABILIZATIONS, help="SNIS stabilization")
     p.add_argument("--flow", choices=("nsf", "nsf-ar", "mdn"), help="posterior density family")
+    p.add_argument(
+        "--embedding",
+        choices=EMBEDDINGS,
+        help="how the posterior network reads x (default auto: the task's stencil if it "
+        "has one, e.g. lorenz96, else x itself)",
+    )
     p.add_argument("--chunk-size", type=int, help="simulations per saved chunk")
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

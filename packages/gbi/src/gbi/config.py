@@ -8,6 +8,7 @@ from typing import Any
 
 ROUTES = ("a", "b-nle", "b-nre", "auto")
 STABILIZATIONS = ("none", "truncate", "psis", "defensive")
+EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class RunConfig:
         flow: posterior density family: ``"nsf"`` (coupling spline flow),
             ``"nsf-ar"`` (autoregressive) or ``"mdn"``.
         flow_layers, hidden_features: posterior network size.
+        embedding: how the posterior network reads x: ``"identity"`` (x itself),
+            ``"mlp"``, ``"stencil"`` (a network on every local patch of x,
+            averaged; needs a problem that declares its ``x_stencil``, as
+            lorenz96 does) or ``"auto"`` (default: ``"stencil"`` when the
+            problem declares one, else ``"identity"``).
+        embedding_features: output width of an ``"mlp"`` or ``"stencil"`` embedding.
         surrogate_hidden: width of the NLE/NRE/score networks.
         batch_size, learning_rate, max_epochs, patience: training of every network.
         surrogate_max_epochs: epochs bound for the surrogates (default ``max_epochs``).
@@ -54,6 +61,8 @@ class RunConfig:
     flow: str = "nsf"
     flow_layers: int = 5
     hidden_features: int = 64
+    embedding: str = "auto"
+    embedding_features: int = 32
     surrogate_hidden: int = 64
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -80,6 +89,10 @@ class RunConfig:
                 f"stabilization must be one of {', '.join(STABILIZATIONS)}; "
                 f"got {self.stabilization!r}"
             )
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(
+                f"embedding must be one of {', '.join(EMBEDDINGS)}; got {self.embedding!r}"
+            )
         if self.flow not in ("nsf", "nsf-ar", "mdn"):
             raise ValueError(f"flow must be 'nsf', 'nsf-ar' or 'mdn'; got {self.flow!r}")
         for name in (
@@ -87,6 +100,7 @@ class RunConfig:
             "chunk_size",
             "flow_layers",
             "hidden_features",
+            "embedding_features",
             "surrogate_hidden",
             "batch_size",
             "max_epochs",

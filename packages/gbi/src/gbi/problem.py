@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,11 @@ class Problem:
             and runs are reproducible only if it is deterministic).
         name: a short name for reports and run directories.
         theta_names: parameter names, default ``theta_1 ... theta_d``.
+        x_stencil: optional layout of x for a stencil embedding of the posterior
+            network, ``{"grid": shape of x reshaped row-major, "offsets": cells one
+            local term of the likelihood reads, relative to its anchor,
+            "cyclic": which grid axes wrap}`` (see ``gbi_npe.EmbeddingConfig``).
+            Built-in tasks bring their own (lorenz96 has one).
 
     Example:
         >>> def simulator(theta, rng):
@@ -42,6 +47,7 @@ class Problem:
     name: str = "custom"
     theta_names: tuple[str, ...] = ()
     task: Any = field(default=None, repr=False)
+    x_stencil: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         prior = gbi_sims.BoxUniform(self.low, self.high)
@@ -58,6 +64,38 @@ class Problem:
             )
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("name must be a non-empty string")
+        if self.x_stencil is not None:
+            self.stencil_embedding(hidden_features=1, output_features=1)  # validates
+
+    def stencil_embedding(self, hidden_features: int, output_features: int):
+        """The ``gbi_npe.EmbeddingConfig`` of a stencil embedding over this problem's x.
+
+        Raises:
+            ValueError: the problem declares no ``x_stencil``, or a malformed one.
+        """
+        import gbi_npe
+
+        if self.x_stencil is None:
+            raise ValueError(
+                f"a stencil embedding needs the problem's x layout, but {self.name} declares "
+                "no x_stencil (gbi.Problem(..., x_stencil={'grid': ..., 'offsets': ...}))"
+            )
+        if not isinstance(self.x_stencil, Mapping) or not {"grid", "offsets"} <= set(
+            self.x_stencil
+        ):
+            raise ValueError(
+                "x_stencil must be a dict with keys 'grid', 'offsets' and optionally 'cyclic', "
+                f"got {self.x_stencil!r}"
+            )
+        unknown = set(self.x_stencil) - {"grid", "offsets", "cyclic"}
+        if unknown:
+            raise ValueError(f"x_stencil has unknown keys {sorted(unknown)}")
+        return gbi_npe.EmbeddingConfig(
+            kind="stencil",
+            hidden_features=hidden_features,
+            output_features=output_features,
+            **self.x_stencil,
+        )
 
     @property
     def prior(self) -> gbi_sims.BoxUniform:
@@ -140,6 +178,7 @@ def make_problem(problem: str | Problem | gbi_sims.Task, **task_options: Any) ->
             name=problem.name,
             theta_names=tuple(problem.theta_names),
             task=problem,
+            x_stencil=problem.x_stencil,
         )
     raise ValueError(
         "problem must be a built-in task name "

@@ -69,6 +69,34 @@ def _density(config: RunConfig) -> gbi_npe.SplineFlowConfig | gbi_npe.MDNConfig:
     )
 
 
+def embedding_config(config: RunConfig, problem: Problem, x_dim: int) -> gbi_npe.EmbeddingConfig:
+    """How the posterior network reads x (``config.embedding``, ``"auto"`` resolved).
+
+    Raises:
+        ValueError: ``"stencil"`` for a problem without ``x_stencil``, or a stencil
+            whose grid does not have ``x_dim`` cells.
+    """
+    kind = config.embedding
+    if kind == "auto":
+        kind = "stencil" if problem.x_stencil is not None else "identity"
+    if kind == "identity":
+        return gbi_npe.EmbeddingConfig()
+    if kind == "mlp":
+        return gbi_npe.EmbeddingConfig(
+            kind="mlp",
+            hidden_features=config.hidden_features,
+            output_features=config.embedding_features,
+        )
+    embedding = problem.stencil_embedding(config.hidden_features, config.embedding_features)
+    cells = int(np.prod(embedding.grid))
+    if cells != x_dim:
+        raise ValueError(
+            f"the x_stencil grid {embedding.grid} of {problem.name} has {cells} cells "
+            f"but its simulator returns x with {x_dim} values"
+        )
+    return embedding
+
+
 def report_betas(config: RunConfig) -> np.ndarray:
     low, high = config.beta_range
     return np.array([b for b in REPORT_BETAS if low <= b <= high])
@@ -207,6 +235,7 @@ def fit_posterior(
         problem.theta_dim,
         x_dim,
         density=_density(config),
+        embedding=embedding_config(config, problem, x_dim),
         low=problem.low,
         high=problem.high,
         seed=derive_seed(config.seed, "npe-init") % (2**31),

@@ -1,0 +1,126 @@
+"""The stencil embedding: patches, symmetry, configuration, saving, shared standardization."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gbi_npe import (
+    EmbeddingConfig,
+    EstimatorSpec,
+    SplineFlowConfig,
+    StencilEmbedding,
+    fit,
+    load_estimator,
+    make_npe,
+    save_estimator,
+    stencil_patches,
+)
+
+# a path of 5 states of 4 sites on a ring; term (t, k) reads k-1, k, k+1 of state t
+# and site k of state t + 1
+GRID = (5, 4)
+OFFSETS = ((0, -1), (0, 0), (0, 1), (1, 0))
+CYCLIC = (False, True)
+STENCIL = EmbeddingConfig(
+    kind="stencil", grid=GRID, offsets=OFFSETS, cyclic=CYCLIC, hidden_features=8, output_features=3
+)
+SMALL = SplineFlowConfig(num_layers=2, hidden_features=16, num_blocks=1, num_bins=4)
+
+
+def test_patches_read_the_right_cells() -> None:
+    index, position = stencil_patches(GRID, OFFSETS, CYCLIC)
+    assert index.shape == (4 * 4, 4)  # anchors t = 0..3 (t + 1 must exist), every k
+    cell = np.arange(20).reshape(GRID)
+    for row, (t, k) in enumerate(np.ndindex(4, 4)):
+        expected = [cell[t, (k - 1) % 4], cell[t, k], cell[t, (k + 1) % 4], cell[t + 1, k]]
+        assert index[row].tolist() == expected
+        assert position[row, 0] == pytest.approx(2 * t / 3 - 1)
+    assert position.shape == (16, 1)  # the cyclic axis carries no position
+
+
+def test_a_stencil_longer_than_the_grid_is_refused() -> None:
+    with pytest.raises(ValueError, match="longer than the grid"):
+        stencil_patches((2, 4), ((0, 0), (2, 0)), CYCLIC)
+
+
+def test_embedding_is_invariant_to_rotating_a_cyclic_axis() -> None:
+    torch.manual_seed(0)
+    net = StencilEmbedding(GRID, OFFSETS, CYCLIC, 16, 2, 5)
+    x = torch.randn(7, 20)
+    rotated = torch.roll(x.reshape(7, *GRID), shifts=1, dims=2).reshape(7, 20)
+    torch.testing.assert_close(net(rotated), net(x), rtol=1e-5, atol=1e-5)
+    # but not to shifting along the path: position matters there
+    shifted = torch.roll(x.reshape(7, *GRID), shifts=1, dims=1).reshape(7, 20)
+    assert not torch.allclose(net(shifted), net(x), atol=1e-4)
+
+
+def test_embedding_rejects_the_wrong_width() -> None:
+    net = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 1, 2)
+    with pytest.raises(ValueError, match=r"shape \(b, 20\)"):
+        net(torch.zeros(3, 19))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"grid": ()}, "grid of positive sizes"),
+        ({"grid": (5, 0)}, "grid of positive sizes"),
+        ({"offsets": ()}, "needs offsets"),
+        ({"offsets": ((0,),)}, "2 entries"),
+        ({"cyclic": (True,)}, "cyclic needs 2"),
+        ({"grid": "ab"}, "sequences of ints"),
+    ],
+)
+def test_bad_stencil_configs(kwargs: dict, match: str) -> None:
+    settings = {"kind": "stencil", "grid": GRID, "offsets": OFFSETS, "cyclic": CYCLIC} | kwargs
+    with pytest.raises(ValueError, match=match):
+        EmbeddingConfig(**settings)
+
+
+def test_stencil_fields_need_the_stencil_kind() -> None:
+    with pytest.raises(ValueError, match="only to kind='stencil'"):
+        EmbeddingConfig(kind="mlp", grid=GRID)
+
+
+def test_grid_must_match_x() -> None:
+    with pytest.raises(ValueError, match="20 cells but x has 21"):
+        make_npe(2, 21, density=SMALL, embedding=STENCIL)
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = EstimatorSpec(inputs_features=2, context_features=21, embedding=STENCIL)
+    again = EstimatorSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again == spec
+
+
+def test_trained_stencil_npe_saves_loads_and_shares_one_scale(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(-1, 1, size=(300, 2))
+    # x: a random walk on the grid whose drift is theta[0] and noise exp(theta[1])
+    steps = theta[:, :1, None] + np.exp(theta[:, 1:, None]) * rng.standard_normal((300, 5, 4))
+    x = np.cumsum(steps, axis=1).reshape(300, 20)
+    x[:5] *= 1e12  # a few blow-ups: the shared scale must stay robust
+    npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+    fit(npe, theta, x, 1.0, config=_config())
+    standardize = npe.context_encoder.x_standardize
+    assert torch.all(standardize.shift == standardize.shift[0])
+    assert torch.all(standardize.scale == standardize.scale[0])
+    assert 0.1 < float(standardize.scale[0]) < 100.0  # not set by the blow-ups
+    path = save_estimator(npe, tmp_path / "stencil.safetensors")
+    loaded = load_estimator(path)  # built-in kind: no module to pass back
+    context = torch.as_tensor(np.c_[x[5:25], np.ones(20)])
+    inputs = torch.as_tensor(theta[5:25])
+    torch.testing.assert_close(loaded.log_prob(inputs, context), npe.log_prob(inputs, context))
+    assert torch.isfinite(
+        npe.log_prob(torch.as_tensor(theta[:5]), torch.as_tensor(np.c_[x[:5], np.ones(5)]))
+    ).all()
+
+
+def _config():
+    from gbi_npe import TrainConfig
+
+    return TrainConfig(batch_size=64, max_epochs=2, patience=2, seed=0)
