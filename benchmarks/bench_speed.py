@@ -326,7 +326,8 @@ def _throughput_sbi(
         (10,), x=x_t[:10], show_progress_bars=False, reject_outside_prior=False
     )  # warm-up
     seconds = best_time(draw, repeat=2, min_time=0.0)
-    samples = draw().cpu().numpy()  # (draws, observations, d)
+    with torch.no_grad():
+        samples = draw().detach().cpu().numpy()  # (draws, observations, d)
     inside = np.all((samples >= low) & (samples <= high), axis=-1)
     return {
         "device": device,
