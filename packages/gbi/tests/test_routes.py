@@ -53,8 +53,9 @@ def test_route_end_to_end(route: str, tmp_path: Path) -> None:
 
 
 def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:
-    # A relative-ESS floor of 0.999 fails every temperature cell away from beta = 1,
-    # so auto must synthesize Route A pairs there and keep the weights near 1.
+    # A relative-ESS floor of 0.999 (with any k-hat counting as heavy) fails every
+    # temperature cell away from beta = 1, so auto must synthesize Route A pairs
+    # there and keep the weights near 1.
     result = gbi.train(
         "two_moons",
         route="auto",
@@ -65,6 +66,7 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
         progress=False,
         device="cpu",
         auto_min_relative_ess=0.999,
+        auto_max_k_hat=-1e9,
         auto_grid=6,
         **TINY,
     )

@@ -45,7 +45,7 @@ class RunConfig:
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
-        auto_max_k_hat: ... or where the PSIS k-hat exceeds this.
+        auto_max_k_hat: ... and the PSIS k-hat exceeds this (both must fail).
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
     """
