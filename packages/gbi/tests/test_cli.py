@@ -63,6 +63,8 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
     [
         (["train", "three_moons", "--out", "x"], "unknown task 'three_moons'"),
         (["train", "two_moons", "--route", "z", "--out", "x"], "invalid choice"),
+        (["train", "lorenz96", "--embedding", "cnn", "--out", "x"], "invalid choice"),
+        (["train", "two_moons", "--embedding", "stencil", "--out", "x"], "declares no x_stencil"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
         (["simulate", "two_moons", "-n", "3", "--out", "s.txt"], ".npz"),
         (["sample", "nowhere", "--x", "0,0", "--beta", "1", "--out", "s.npy"], "not a gbi run"),

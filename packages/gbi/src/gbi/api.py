@@ -98,6 +98,8 @@ def train(
         task_options=task_options,
         **settings,
     )
+    if config.embedding == "stencil":  # fail before simulating, not after
+        prob.stencil_embedding(config.hidden_features, config.embedding_features)
     if progress is None:
         progress = sys.stderr.isatty()
     log = _log_fn(verbose)
