@@ -212,3 +212,17 @@ def test_a_user_stencil_is_checked_before_training() -> None:
     )
     result = gbi.train(right, simulations=200, verbose=False, progress=False, device="cpu", **TINY)
     assert result.report["embedding"] == "stencil"
+
+
+def test_a_network_stopped_by_max_epochs_is_reported_as_possibly_underfit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # TINY bounds every network to 2 epochs: too few for early stopping to end them
+    result = gbi.train("two_moons", simulations=300, progress=False, device="cpu", **TINY)
+    assert result.report["npe"]["reached_max_epochs"] is True
+    assert "the NPE trained for all 2 epochs" in capsys.readouterr().err
+    settings = TINY | {"max_epochs": 200, "patience": 1}
+    result = gbi.train("two_moons", simulations=300, verbose=False, device="cpu", **settings)
+    history = result.report["npe"]["history"]
+    assert history["stopped_early"] and len(history["train_loss"]) < 200
+    assert result.report["npe"]["reached_max_epochs"] is False

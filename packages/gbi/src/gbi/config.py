@@ -36,6 +36,9 @@ class RunConfig:
         embedding_features: output width of an ``"mlp"`` or ``"stencil"`` embedding.
         surrogate_hidden: width of the NLE/NRE/score networks.
         batch_size, learning_rate, max_epochs, patience: training of every network.
+            Training stops after ``patience`` epochs without validation progress;
+            ``max_epochs`` is only a bound (a run that reaches it is reported as
+            possibly underfit).
         surrogate_max_epochs: epochs bound for the surrogates (default ``max_epochs``).
         langevin_steps: Langevin steps per noise level (Route A).
         langevin_step_scale: ``eta = step_scale * sigma^2`` (Route A).
@@ -66,7 +69,7 @@ class RunConfig:
     surrogate_hidden: int = 64
     batch_size: int = 256
     learning_rate: float = 1e-3
-    max_epochs: int = 200
+    max_epochs: int = 500
     patience: int = 20
     surrogate_max_epochs: int | None = None
     langevin_steps: int = 20

@@ -147,6 +147,7 @@ def fit_surrogate(
         raise ValueError(kind)
     model = model.to("cpu")
     info = {"kind": kind, "history": history.to_dict(), "seconds": time.perf_counter() - start}
+    info["reached_max_epochs"] = _check_converged(history, f"the {kind.upper()}", tc, log)
     if run is not None:
         model.save(run.file(name))
         run.save_json(f"surrogate_{kind}.json", info)
@@ -224,12 +225,26 @@ def log_uniform(rng: np.random.Generator, low: float, high: float, n: int) -> np
 # -- the NPE ----------------------------------------------------------------------------
 
 
+def _check_converged(history: Any, what: str, tc: gbi_npe.TrainConfig, log: Log) -> bool:
+    """Log when training ran into ``max_epochs`` instead of stopping; returns whether it did."""
+    reached = history.best_epoch is not None and not history.stopped_early
+    if reached and len(history.train_loss) >= tc.max_epochs:
+        log(
+            f"warning: {what} trained for all {tc.max_epochs} epochs without its validation "
+            f"loss levelling off (best epoch {history.best_epoch + 1}): it may be underfit; "
+            "a larger max_epochs would train it further"
+        )
+        return True
+    return False
+
+
 def fit_posterior(
     problem: Problem,
     x_dim: int,
     config: RunConfig,
     progress: bool,
     fit_fn: Callable[[gbi_npe.ConditionalDensityEstimator, gbi_npe.TrainConfig], Any],
+    log: Log | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     npe = gbi_npe.make_npe(
         problem.theta_dim,
@@ -250,6 +265,7 @@ def fit_posterior(
     return gbi_npe.Posterior(npe), {
         "history": history.to_dict(),
         "seconds": time.perf_counter() - start,
+        "reached_max_epochs": _check_converged(history, "the NPE", tc, log or (lambda _: None)),
     }
 
 
@@ -280,7 +296,7 @@ def route_b(
     report["weights"] = diag.to_dict()
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
     log(f"training the beta-conditioned NPE (route b-{kind}, {weights.n} weighted pairs)")
-    posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress)
+    posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress, log)
     return posterior
 
 
@@ -290,6 +306,7 @@ def fit_weighted_posterior(
     weights: gbi_tempering.SNISWeights,
     config: RunConfig,
     progress: bool,
+    log: Log | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta."""
     kept = weights.kept
@@ -305,7 +322,7 @@ def fit_weighted_posterior(
             config=tc,
         )
 
-    return fit_posterior(problem, base.x.shape[1], config, progress, fit_fn)
+    return fit_posterior(problem, base.x.shape[1], config, progress, fit_fn, log)
 
 
 def route_a(
@@ -328,7 +345,9 @@ def route_a(
     def fit_fn(npe, tc):
         return gbi_npe.fit(npe, theta, x, beta, config=tc)
 
-    posterior, report["npe"] = fit_posterior(problem, base.x.shape[1], config, progress, fit_fn)
+    posterior, report["npe"] = fit_posterior(
+        problem, base.x.shape[1], config, progress, fit_fn, log
+    )
     return posterior
 
 
@@ -406,7 +425,9 @@ def route_auto(
     if not failing.any():
         decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
         log(decision["summary"])
-        posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress)
+        posterior, report["npe"] = fit_weighted_posterior(
+            problem, base, weights, config, progress, log
+        )
         return posterior
     bad = centers[failing]
     cells = ", ".join(
@@ -456,5 +477,7 @@ def route_auto(
     def fit_rows(npe, tc):
         return gbi_npe.fit(npe, theta_rows, x_rows, beta_rows, log_weights=log_w_rows, config=tc)
 
-    posterior, report["npe"] = fit_posterior(problem, base.x.shape[1], config, progress, fit_rows)
+    posterior, report["npe"] = fit_posterior(
+        problem, base.x.shape[1], config, progress, fit_rows, log
+    )
     return posterior
