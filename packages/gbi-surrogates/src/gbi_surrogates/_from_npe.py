@@ -33,8 +33,14 @@ from gbi_npe._validation import as_matrix  # private: finite (n, d) float64 chec
 from gbi_npe.config import _check_float as check_float  # private
 from gbi_npe.config import _check_int as check_int  # private
 from gbi_npe.config import density_config_from_dict
+from gbi_npe.context import make_embedding
 from gbi_npe.train import _split as split_indices  # private: train / validation split
-from gbi_npe.transforms import Standardize, feature_stats, standardization_stats
+from gbi_npe.transforms import (
+    Standardize,
+    feature_stats,
+    shared_feature_stats,
+    standardization_stats,
+)
 
 __all__ = [
     "ConditionalDensityEstimator",
@@ -55,10 +61,12 @@ __all__ = [
     "fit_conditional",
     "load_estimator",
     "make_conditional_estimator",
+    "make_embedding",
     "read_header",
     "read_model_file",
     "resolve_device",
     "save_estimator",
+    "shared_feature_stats",
     "split_indices",
     "standardization_stats",
     "train_loop",

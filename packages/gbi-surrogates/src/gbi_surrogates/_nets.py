@@ -22,7 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gbi_surrogates._from_npe import Standardize, feature_stats, standardization_stats
+from gbi_surrogates._from_npe import (
+    Standardize,
+    feature_stats,
+    shared_feature_stats,
+    standardization_stats,
+)
 
 
 class ResidualBlock(nn.Module):
@@ -96,17 +101,20 @@ class PairStandardize(nn.Module):
         self.theta = Standardize(theta_features)
         self.x = Standardize(x_features)
 
-    def set_from(self, theta: np.ndarray, x: np.ndarray, *, tails: bool = False) -> None:
+    def set_from(
+        self, theta: np.ndarray, x: np.ndarray, *, tails: bool = False, shared_x: bool = False
+    ) -> None:
         """Statistics of training pairs (n, d_theta), (n, d_x); constant columns get scale 1.
 
         With ``tails``, heavy-tailed features are standardized robustly and
         compressed in their tails (gbi-npe's ``feature_stats``): right for a
         classifier's inputs, wrong where the map must stay affine (the score
-        model's coordinates).
+        model's coordinates). With ``shared_x`` (and ``tails``) every x feature
+        gets one shared shift and scale (for x read by a stencil embedding).
         """
         stats = feature_stats if tails else standardization_stats
         self.theta.set(*stats(theta))
-        self.x.set(*stats(x))
+        self.x.set(*(shared_feature_stats if tails and shared_x else stats)(x))
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(b, d_theta), (b, d_x) -> standardized, float32."""

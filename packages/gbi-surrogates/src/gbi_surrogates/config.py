@@ -78,6 +78,11 @@ class NREConfig:
         learning_rate_decay: training runs in stages, one per factor, at
             ``learning_rate * factor`` until early stopping (see
             ``gbi_surrogates._training``); ``(1.0,)`` is one constant-rate run.
+        embedding: how the classifier reads the standardized x: gbi-npe's
+            ``EmbeddingConfig`` (identity by default; ``"mlp"`` or ``"stencil"``,
+            whose x is standardized with one shared scale; a user module is not
+            supported here). For long x with local structure a stencil keeps
+            the classifier from overfitting (lorenz96).
 
     Example:
         >>> NREConfig(hidden_features=32).num_blocks
@@ -90,6 +95,7 @@ class NREConfig:
     num_atoms: int = 10
     num_negatives: int = 4
     learning_rate_decay: tuple[float, ...] = (1.0, 0.1)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
     def __post_init__(self) -> None:
         check_int("hidden_features", self.hidden_features, 1)
@@ -99,6 +105,15 @@ class NREConfig:
         check_int("num_atoms", self.num_atoms, 2)
         check_int("num_negatives", self.num_negatives, 1)
         _check_decay(self)
+        embedding = self.embedding
+        if isinstance(embedding, dict):  # read back from a file header
+            embedding = _from_fields(EmbeddingConfig, embedding)
+            object.__setattr__(self, "embedding", embedding)
+        if not isinstance(embedding, EmbeddingConfig) or embedding.kind == "custom":
+            raise ValueError(
+                "embedding must be a gbi_npe.EmbeddingConfig of kind 'identity', 'mlp' or "
+                f"'stencil', got {embedding!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -42,6 +42,7 @@ from gbi_surrogates._from_npe import (
     History,
     ModelFileError,
     TrainConfig,
+    make_embedding,
     resolve_device,
     split_indices,
 )
@@ -64,24 +65,33 @@ VALIDATION_NEGATIVES = 16
 
 
 class RatioNetwork(nn.Module):
-    """Standardization + residual MLP classifier: raw (theta, x) -> logit.
+    """Standardization + x embedding + residual MLP classifier: raw (theta, x) -> logit.
 
     Args:
         theta_features: d_theta.
         x_features: d_x.
-        config: widths and depth.
+        config: widths, depth and the x embedding.
     """
 
     def __init__(self, theta_features: int, x_features: int, config: NREConfig) -> None:
         super().__init__()
         self.standardize = PairStandardize(theta_features, x_features)
+        self.embedding, width = make_embedding(config.embedding, x_features)
         self.classifier = ResidualMLP(
-            theta_features + x_features, 1, config.hidden_features, config.num_blocks
+            theta_features + width, 1, config.hidden_features, config.num_blocks
         )
+
+    def embed_x(self, u_x: torch.Tensor) -> torch.Tensor:
+        """Standardized x (b, d_x) float32 -> its embedding (b, e)."""
+        return self.embedding(u_x)
+
+    def logit_embedded(self, u_theta: torch.Tensor, e_x: torch.Tensor) -> torch.Tensor:
+        """Standardized theta (b, d_theta) and embedded x (b, e) -> logits (b,) float32."""
+        return self.classifier(torch.cat([u_theta, e_x], dim=-1)).squeeze(-1)
 
     def logit_standardized(self, u_theta: torch.Tensor, u_x: torch.Tensor) -> torch.Tensor:
         """Standardized (b, d_theta), (b, d_x) float32 -> logits (b,) float32."""
-        return self.classifier(torch.cat([u_theta, u_x], dim=-1)).squeeze(-1)
+        return self.logit_embedded(u_theta, self.embed_x(u_x))
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Raw (b, d_theta), (b, d_x) -> logits (b,) float32."""
@@ -213,18 +223,23 @@ class _RatioLoss:
         (NRE-B: the contrasting thetas of each x).
         """
         device = self.u_theta.device
+        network = self.network
         rows = torch.as_tensor(index, device=device)
-        theta, x = self.u_theta[rows], self.u_x[rows]
-        positive = self.network.logit_standardized(theta, x)
+        theta = self.u_theta[rows]
         negatives_t = torch.as_tensor(negatives, device=device)
         b, k = negatives_t.shape
         if self.config.variant == "nre_a":
-            negative = self.network.logit_standardized(
-                theta.repeat_interleave(k, dim=0), self.u_x[negatives_t.reshape(-1)]
-            )
+            # every x is embedded once, however many pairs it appears in
+            wanted = torch.cat([rows, negatives_t.reshape(-1)])
+            unique, inverse = torch.unique(wanted, return_inverse=True)
+            e_x = network.embed_x(self.u_x[unique])[inverse]
+            positive = network.logit_embedded(theta, e_x[:b])
+            negative = network.logit_embedded(theta.repeat_interleave(k, dim=0), e_x[b:])
             return F.softplus(-positive).mean() + F.softplus(negative).mean()
-        contrast = self.network.logit_standardized(
-            self.u_theta[negatives_t.reshape(-1)], x.repeat_interleave(k, dim=0)
+        e_x = network.embed_x(self.u_x[rows])
+        positive = network.logit_embedded(theta, e_x)
+        contrast = network.logit_embedded(
+            self.u_theta[negatives_t.reshape(-1)], e_x.repeat_interleave(k, dim=0)
         ).reshape(b, k)
         logits = torch.cat([positive[:, None], contrast], dim=1)
         return -torch.log_softmax(logits, dim=1)[:, 0].mean()
@@ -299,7 +314,9 @@ def fit_nre(
     network = build_seeded(
         lambda: RatioNetwork(theta_a.shape[1], x_a.shape[1], config), train_config.seed
     )
-    network.standardize.set_from(theta_a[train], x_a[train], tails=True)
+    network.standardize.set_from(
+        theta_a[train], x_a[train], tails=True, shared_x=config.embedding.kind == "stencil"
+    )
     network.to(device)
 
     def standardized(rows: np.ndarray) -> _RatioLoss:

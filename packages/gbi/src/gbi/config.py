@@ -28,7 +28,7 @@ class RunConfig:
         flow: posterior density family: ``"nsf"`` (coupling spline flow),
             ``"nsf-ar"`` (autoregressive) or ``"mdn"``.
         flow_layers, hidden_features: posterior network size.
-        embedding: how the posterior network reads x: ``"identity"`` (x itself),
+        embedding: how the posterior network and the NRE read x: ``"identity"`` (x itself),
             ``"mlp"``, ``"stencil"`` (a network on every local patch of x,
             averaged; needs a problem that declares its ``x_stencil``, as
             lorenz96 does) or ``"auto"`` (default: ``"stencil"`` when the

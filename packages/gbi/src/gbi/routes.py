@@ -112,8 +112,12 @@ def fit_surrogate(
     run: RunDirectory | None,
     progress: bool,
     log: Log,
+    x_embedding: gbi_npe.EmbeddingConfig | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train (or load a finished) NLE, NRE or score model; returns it and its report."""
+    """Train (or load a finished) NLE, NRE or score model; returns it and its report.
+
+    ``x_embedding`` is how the NRE reads x (default: x itself).
+    """
     name = f"surrogate_{kind}.safetensors"
     if run is not None and run.has(name) and run.has(f"surrogate_{kind}.json"):
         log(f"reusing the trained {kind.upper()} in {run.file(name)}")
@@ -126,7 +130,10 @@ def fit_surrogate(
         model, history = gbi_surrogates.fit_nre(
             base.theta,
             base.x,
-            gbi_surrogates.NREConfig(hidden_features=config.surrogate_hidden),
+            gbi_surrogates.NREConfig(
+                hidden_features=config.surrogate_hidden,
+                embedding=x_embedding or gbi_npe.EmbeddingConfig(),
+            ),
             tc,
         )
     elif kind == "nle":
@@ -290,7 +297,9 @@ def route_b(
     log: Log,
     report: dict[str, Any],
 ) -> gbi_npe.Posterior:
-    model, report["surrogate"] = fit_surrogate(kind, base, config, run, progress, log)
+    model, report["surrogate"] = fit_surrogate(
+        kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
+    )
     weights = snis_weights(kind, model, base, config)
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = diag.to_dict()
@@ -379,7 +388,9 @@ def route_auto(
     report: dict[str, Any],
 ) -> gbi_npe.Posterior:
     """Route B-NRE where its weights hold, Route A pairs where they fail."""
-    nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log)
+    nre, report["surrogate"] = fit_surrogate(
+        "nre", base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
+    )
     weights = snis_weights("nre", nre, base, config)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
     low, high = config.beta_range
