@@ -94,6 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plan", action="store_true", help="list the cells and what is cached; run nothing"
     )
+    parser.add_argument(
+        "--redraw",
+        action="store_true",
+        help="redraw the figures and tables from the stored record; train nothing",
+    )
 
 
 # -- references ------------------------------------------------------------------------
@@ -367,6 +372,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if bad:
         raise SystemExit(f"betas must lie in the trained range [0.1, 2.0], got {bad}")
     cells = [(t, r, s) for t in args.task for s in args.simulations for r in args.route]
+    if args.redraw:
+        cells = []
     if args.plan:
         for t, r, s in cells:
             name = _cell_name(args, t, r, s)
