@@ -134,6 +134,37 @@ def test_learning_rate_decays_on_plateaus_down_to_its_floor():
     assert set(constant.learning_rates) == {0.1}
 
 
+def test_smoothing_keeps_training_while_a_noisy_curve_still_falls():
+    """A falling validation curve with a lucky dip every 10 epochs: counted
+    against the raw best, 5 bad epochs follow each dip and patience 5 stops
+    training after the first; counted against the moving average (span 5),
+    the trend keeps resetting the count. The weights kept are still those of
+    the best single epoch."""
+    curve = [1 - 0.01 * e - (0.15 if e % 10 == 0 and e > 0 else 0.0) for e in range(60)]
+
+    def run(smoothing: int):
+        module = nn.Linear(1, 1)
+        values = iter(curve)
+        config = TrainConfig(
+            max_epochs=60, patience=5, smoothing=smoothing, progress=False, device="cpu"
+        )
+        return train_loop(
+            module,
+            lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+            8,
+            config,
+            lambda: next(values),
+        )
+
+    raw = run(1)
+    assert raw.stopped_early and raw.best_epoch == 10 and raw.epochs == 16
+    smoothed = run(5)
+    assert not smoothed.stopped_early and smoothed.epochs == 60
+    assert smoothed.best_epoch == int(np.argmin(curve)) == 50
+    with pytest.raises(ValueError, match="smoothing"):
+        TrainConfig(smoothing=0)
+
+
 def test_weighted_training_matches_training_on_a_resampled_set():
     # theta | x ~ N(x, 1) in the data; weights w = N(theta; x + 0.5, 0.6^2) /
     # N(theta; x, 1) turn it into theta | x ~ N(x + 0.5, 0.6^2) (and leave the

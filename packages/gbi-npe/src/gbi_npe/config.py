@@ -325,6 +325,12 @@ class TrainConfig:
             every gradient noisy) is often noise in the weights that a smaller
             step removes, not the end of learning.
         lr_decay: factor of each decay, in (0, 1).
+        smoothing: span, in epochs, of an exponential moving average of the
+            validation loss (weight ``2 / (smoothing + 1)`` on the newest
+            epoch). ``patience`` and ``lr_patience`` count epochs without a
+            new best of this average, so one lucky epoch of a noisy curve
+            does not end training while the trend still falls. The weights
+            kept are still those of the best single epoch. 1: no smoothing.
         min_lr_factor: the rate never falls below ``learning_rate`` times this.
         validation_fraction: share of the training rows (or base pairs) held
             out for validation; 0 disables validation and early stopping.
@@ -345,6 +351,7 @@ class TrainConfig:
     patience: int = 20
     lr_patience: int | None = None
     lr_decay: float = 0.5
+    smoothing: int = 1
     min_lr_factor: float = 1.0 / 16.0
     validation_fraction: float = 0.1
     clip_grad_norm: float | None = 5.0
@@ -361,6 +368,7 @@ class TrainConfig:
         if self.lr_patience is not None:
             _check_int("lr_patience", self.lr_patience, 1)
         _check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, open_low=True)
+        _check_int("smoothing", self.smoothing, 1)
         _check_float("min_lr_factor", self.min_lr_factor, low=0.0, high=1.0, open_low=True)
         _check_float("validation_fraction", self.validation_fraction, low=0.0, high=0.9)
         if self.clip_grad_norm is not None:

@@ -148,6 +148,9 @@ def train_loop(
     epoch_seconds: list[float] = []
     learning_rates: list[float] = []
     best, best_epoch, best_state, bad_epochs = np.inf, None, None, 0
+    # the plateau test runs on an exponential moving average of the curve
+    alpha = 2.0 / (config.smoothing + 1.0)
+    smoothed, best_smoothed = None, np.inf
     stopped_early = False
     start = time.perf_counter()
     with torch.random.fork_rng(devices=cuda_devices):
@@ -183,8 +186,11 @@ def train_loop(
                 validation_losses.append(value)
                 postfix["val"] = f"{value:.4g}"
                 if value < best:
-                    best, best_epoch, bad_epochs = value, epoch, 0
+                    best, best_epoch = value, epoch
                     best_state = copy.deepcopy(module.state_dict())
+                smoothed = value if smoothed is None else alpha * value + (1 - alpha) * smoothed
+                if smoothed < best_smoothed:
+                    best_smoothed, bad_epochs = smoothed, 0
                 else:
                     bad_epochs += 1
                     if config.lr_patience is not None and bad_epochs % config.lr_patience == 0:
