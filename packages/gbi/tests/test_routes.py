@@ -10,7 +10,11 @@ import pytest
 from conftest import TINY
 
 import gbi
-from gbi import Problem, RunConfigMismatch
+import gbi_npe
+import gbi_sims
+import gbi_surrogates
+from gbi import Problem, RunConfig, RunConfigMismatch, routes
+from gbi.simulation import BaseSet
 
 
 def _canonical(report: dict) -> str:
@@ -44,6 +48,9 @@ def test_route_end_to_end(route: str, tmp_path: Path) -> None:
     assert report["simulations"]["dropped_nonfinite"] == 0
     assert report["npe"]["history"]["train_loss"]
     assert report["surrogate"]["history"]["validation_loss"]
+    if route.startswith("b-"):
+        # both Route B surrogates give likelihood-to-evidence ratios by default
+        assert report["weights"]["form"] == "nre"
     if route.startswith("b") or route == "auto":
         weights = report["weights"]
         assert len(weights["beta"]) == len(weights["relative_ess"]) == len(weights["ess"])
@@ -137,6 +144,7 @@ def test_user_simulator_end_to_end() -> None:
         ({"not_a_setting": 1}, "not_a_setting"),
         ({"embedding": "cnn"}, "embedding must be one of"),
         ({"embedding_features": 0}, "embedding_features"),
+        ({"nle_contrast": -1}, "nle_contrast"),
     ],
 )
 def test_bad_settings(kwargs: dict, match: str) -> None:
@@ -226,3 +234,24 @@ def test_a_network_stopped_by_max_epochs_is_reported_as_possibly_underfit(
     history = result.report["npe"]["history"]
     assert history["stopped_early"] and len(history["train_loss"]) < 200
     assert result.report["npe"]["reached_max_epochs"] is False
+
+
+def test_nle_scores_are_contrastive_ratios_unless_switched_off() -> None:
+    """b-nle's SNIS scores: log p(x | theta) / p(x) with the evidence estimated on the
+    first ``nle_contrast`` base parameters; ``nle_contrast=0`` gives raw likelihoods."""
+    theta = np.random.default_rng(0).uniform(-1, 1, (200, 2))
+    x = gbi_sims.get_task("two_moons").simulate(theta, seed=0)
+    base = BaseSet(theta=theta, x=x, n_requested=200, n_dropped=0, n_reused=0, seconds=0.0)
+    nle, _ = gbi_surrogates.fit_nle(
+        base.theta,
+        base.x,
+        gbi_surrogates.NLEConfig(density=gbi_npe.MDNConfig(num_components=2)),
+        gbi_npe.TrainConfig(max_epochs=2, progress=False, device="cpu"),
+    )
+    scores, form = routes.scores_of(nle, base, RunConfig("two_moons", nle_contrast=7))
+    assert form == "nre"
+    np.testing.assert_allclose(scores, nle.log_ratio(base.theta, base.x, base.theta[:7]))
+    assert np.all(scores <= np.log(8) + 1e-9)
+    scores, form = routes.scores_of(nle, base, RunConfig("two_moons", nle_contrast=0))
+    assert form == "nle"
+    np.testing.assert_allclose(scores, nle.log_likelihood(base.theta, base.x))

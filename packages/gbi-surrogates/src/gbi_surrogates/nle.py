@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from gbi_surrogates import _io
 from gbi_surrogates._from_npe import (
@@ -137,6 +138,59 @@ class NLE:
             theta_a.shape[0],
             chunk_size,
         )
+
+    def log_ratio(
+        self,
+        theta: np.ndarray,
+        x: np.ndarray,
+        contrast_theta: np.ndarray,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: bool = False,
+    ) -> np.ndarray:
+        r"""A likelihood-to-evidence ratio ``log p̂(x_i | theta_i) / p̂(x_i)`` from this NLE.
+
+        The evidence is estimated contrastively: with ``M`` contrast
+        parameters ``theta'_j`` drawn from the prior,
+
+        ``p̂(x_i) = (p̂(x_i | theta_i) + sum_j p̂(x_i | theta'_j)) / (M + 1)``.
+
+        The pair's own term keeps the estimate away from zero, so
+        ``log r̂ <= log(M + 1)``; the estimate is consistent as M grows. These
+        are the scores of the NRE form of the SNIS weights (``m(x) =
+        p(x)^(1 - beta)``): they leave every power posterior unchanged but,
+        unlike raw log-likelihoods, do not spread with how probable each x is,
+        which is what makes NLE-form weights collapse (one x in a dense region
+        outweighs all others).
+
+        Costs ``n * (M + 1)`` likelihood evaluations.
+
+        Args:
+            theta: shape (n, d_theta).
+            x: shape (n, d_x).
+            contrast_theta: prior draws, shape (M, d_theta), M >= 1.
+            chunk_size: rows per network call (results do not depend on it).
+            progress: show a progress bar over the contrast parameters.
+
+        Returns:
+            shape (n,), float64.
+
+        Raises:
+            ValueError: wrong dimensions, non-finite values, mismatched rows.
+        """
+        theta_a, x_a = training_pairs(theta, x)
+        contrast = np.asarray(contrast_theta, dtype=np.float64)
+        if contrast.ndim != 2 or contrast.shape[0] < 1:
+            raise ValueError(
+                f"contrast_theta must be prior draws of shape (M, {self.theta_features}) with "
+                f"M >= 1, got shape {contrast.shape}"
+            )
+        own = self.log_likelihood(theta_a, x_a, chunk_size=chunk_size)
+        total = own.copy()
+        bar = tqdm(contrast, desc="evidence (NLE)", disable=not progress, leave=False)
+        for row in bar:
+            total = np.logaddexp(total, self.log_likelihood(row, x_a, chunk_size=chunk_size))
+        return own - (total - np.log(contrast.shape[0] + 1.0))
 
     def _surrogate_header(self) -> dict[str, Any]:
         header = _io.base_header(self.kind, None)

@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_task(args.task)
     settings = {}
-    for name in ("max_epochs", "stabilization", "flow", "embedding", "chunk_size"):
+    for name in ("max_epochs", "stabilization", "flow", "embedding", "chunk_size", "nle_contrast"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
@@ -342,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         "has one, e.g. lorenz96, else x itself)",
     )
     p.add_argument("--chunk-size", type=int, help="simulations per saved chunk")
+    p.add_argument(
+        "--nle-contrast",
+        type=int,
+        help="route b-nle: prior draws on which each x's evidence is estimated, turning "
+        "likelihoods into ratios (default 1000; 0: raw likelihood weights, as in the paper)",
+    )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 
     p = _parser_for(sub, "sample", "sample a trained posterior at one beta", cmd_sample)

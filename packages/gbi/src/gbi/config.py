@@ -45,6 +45,12 @@ class RunConfig:
         sigma_min, sigma_max, num_sigmas: the score model's noise ladder, in
             standardized units (Route A).
         synthetic_pairs: tempered pairs synthesized for Route A (default: ``simulations``).
+        nle_contrast: Route B-NLE turns the NLE's likelihoods into likelihood-to-evidence
+            ratios, estimating each x's evidence on this many prior draws
+            (``gbi_surrogates.NLE.log_ratio``; costs ``simulations * (nle_contrast + 1)``
+            NLE evaluations). Their weights leave every power posterior
+            unchanged and stay healthy where raw likelihood weights collapse.
+            0: the paper's raw likelihood weights.
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -78,6 +84,7 @@ class RunConfig:
     sigma_max: float = 1.0
     num_sigmas: int = 15
     synthetic_pairs: int | None = None
+    nle_contrast: int = 1000
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -115,6 +122,10 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.nle_contrast, bool) or not isinstance(self.nle_contrast, int):
+            raise ValueError(f"nle_contrast must be an int, got {self.nle_contrast!r}")
+        if self.nle_contrast < 0:
+            raise ValueError(f"nle_contrast must be >= 0, got {self.nle_contrast}")
         if self.simulations < 20:
             raise ValueError(f"simulations must be at least 20, got {self.simulations}")
         for name in ("surrogate_max_epochs", "synthetic_pairs"):

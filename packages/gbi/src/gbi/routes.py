@@ -44,15 +44,19 @@ def train_config(
     config: RunConfig, stream: str, max_epochs: int, progress: bool
 ) -> gbi_npe.TrainConfig:
     # The NPE's validation curve is noisy (SNIS-weighted, many temperatures):
-    # halve its step size every patience / 4 epochs without progress rather than
-    # stopping at the first plateau. The surrogates decay in stages of their own.
-    lr_patience = max(1, config.patience // 4) if stream == "npe" else None
+    # judge progress on its moving average over patience / 4 epochs, so one lucky
+    # epoch does not stop a curve whose trend still falls, and halve the step
+    # size every patience / 4 epochs without progress rather than stopping at
+    # the first plateau. The surrogates decay in stages of their own.
+    npe = stream == "npe"
+    lr_patience = max(1, config.patience // 4) if npe else None
     return gbi_npe.TrainConfig(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         max_epochs=max_epochs,
         patience=config.patience,
         lr_patience=lr_patience,
+        smoothing=lr_patience if npe else 1,
         device=config.device,
         seed=derive_seed(config.seed, stream) % (2**31),
         progress=progress,
@@ -161,11 +165,23 @@ def fit_surrogate(
     return model, info
 
 
-def scores_of(model: Any, base: BaseSet) -> np.ndarray:
-    """Per-pair SNIS scores: log-likelihood (NLE) or log-ratio (NRE), shape (N,)."""
+def scores_of(
+    model: Any, base: BaseSet, config: RunConfig, progress: bool = False
+) -> tuple[np.ndarray, str]:
+    """Per-pair SNIS scores, shape (N,), and their form (``"nle"`` or ``"nre"``).
+
+    The NRE gives log-ratios. The NLE gives log-ratios too, its evidence
+    estimated on ``config.nle_contrast`` base parameters (prior draws; see
+    ``gbi_surrogates.NLE.log_ratio``), or with ``nle_contrast=0`` the paper's
+    raw log-likelihoods (``m(x) = 1``), whose weights collapse wherever
+    log p(x | theta) spreads with x more than with theta.
+    """
     if isinstance(model, gbi_surrogates.NRE):
-        return model.log_ratio(base.theta, base.x)
-    return model.log_likelihood(base.theta, base.x)
+        return model.log_ratio(base.theta, base.x), "nre"
+    if config.nle_contrast == 0:
+        return model.log_likelihood(base.theta, base.x), "nle"
+    contrast = base.theta[: config.nle_contrast]
+    return model.log_ratio(base.theta, base.x, contrast, progress=progress), "nre"
 
 
 # -- Route A synthesis ------------------------------------------------------------------
@@ -276,11 +292,12 @@ def fit_posterior(
     }
 
 
-def snis_weights(kind: str, model: Any, base: BaseSet, config: RunConfig):
+def snis_weights(model: Any, base: BaseSet, config: RunConfig, progress: bool = False):
     """Globally normalized SNIS weights of the base set from the surrogate's scores."""
+    scores, form = scores_of(model, base, config, progress)
     return gbi_tempering.SNISWeights(
-        scores_of(model, base),
-        form=kind,
+        scores,
+        form=form,
         method=config.stabilization,
         mixing_weight=config.mixing_weight,
         beta_range=config.beta_range,
@@ -300,9 +317,11 @@ def route_b(
     model, report["surrogate"] = fit_surrogate(
         kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
-    weights = snis_weights(kind, model, base, config)
+    if kind == "nle" and config.nle_contrast:
+        log(f"estimating the evidence of each x from the NLE ({config.nle_contrast} contrasts)")
+    weights = snis_weights(model, base, config, progress)
     diag = weights.diagnostics(report_betas(config))
-    report["weights"] = diag.to_dict()
+    report["weights"] = {"form": weights.form, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
     log(f"training the beta-conditioned NPE (route b-{kind}, {weights.n} weighted pairs)")
     posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress, log)
@@ -391,7 +410,7 @@ def route_auto(
     nre, report["surrogate"] = fit_surrogate(
         "nre", base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
-    weights = snis_weights("nre", nre, base, config)
+    weights = snis_weights(nre, base, config)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
     low, high = config.beta_range
     edges = np.geomspace(low, high, config.auto_grid + 1)
