@@ -175,6 +175,25 @@ class EmbeddingConfig:
         if cyclic and len(cyclic) != len(grid):
             raise ValueError(f"cyclic needs {len(grid)} entries (one per grid axis), got {cyclic}")
 
+    def check_x_features(self, x_features: int, source: str = "x") -> None:
+        """Check that a stencil's grid has one cell per value of x (other kinds: no-op).
+
+        Args:
+            x_features: d_x.
+            source: what x is, for the message.
+
+        Raises:
+            ValueError: the grid has another number of cells.
+        """
+        if self.kind != "stencil":
+            return
+        cells = math.prod(self.grid)
+        if cells != x_features:
+            raise ValueError(
+                f"the stencil grid {self.grid} has {cells} cells but {source} has "
+                f"{x_features} values"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -10,7 +10,6 @@ context is ``x`` alone and ``h = embedding(standardize(x))``.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -95,11 +94,7 @@ def make_embedding(
             raise ValueError("embedding_net was given but the embedding kind is 'stencil'")
         from .stencil import StencilEmbedding
 
-        if int(np.prod(config.grid)) != x_features:
-            raise ValueError(
-                f"the stencil grid {config.grid} has {int(np.prod(config.grid))} cells "
-                f"but x has {x_features} features"
-            )
+        config.check_x_features(x_features)
         net = StencilEmbedding(
             config.grid,
             config.offsets,

@@ -92,12 +92,7 @@ def embedding_config(config: RunConfig, problem: Problem, x_dim: int) -> gbi_npe
             output_features=config.embedding_features,
         )
     embedding = problem.stencil_embedding(config.hidden_features, config.embedding_features)
-    cells = int(np.prod(embedding.grid))
-    if cells != x_dim:
-        raise ValueError(
-            f"the x_stencil grid {embedding.grid} of {problem.name} has {cells} cells "
-            f"but its simulator returns x with {x_dim} values"
-        )
+    embedding.check_x_features(x_dim, f"the x that {problem.name}'s simulator returns")
     return embedding
 
 
