@@ -92,6 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tag", default="", help="a suffix for the cells' folders")
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a gbi.RunConfig setting for gbi's routes, e.g. stabilization=psis (an "
+        "experiment: needs --tag, so the grid's own cells stay untouched)",
+    )
+    parser.add_argument(
         "--plan", action="store_true", help="list the cells and what is cached; run nothing"
     )
     parser.add_argument(
@@ -143,7 +151,18 @@ def _cell_name(args: argparse.Namespace, task: str, route: str, simulations: int
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    settings: dict[str, Any] = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set needs NAME=VALUE, got {item!r}")
+        try:
+            settings[name] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[name] = value  # a bare string, e.g. stabilization=psis
+    if settings and not args.tag:
+        raise SystemExit("--max-epochs and --set make an experiment: give it a --tag")
+    return settings
 
 
 def _metrics_file(args: argparse.Namespace, name: str) -> Path:
@@ -223,7 +242,11 @@ def gbi_cell(args: argparse.Namespace, task_name: str, route: str, simulations: 
         lambda n, x, beta, seed: posterior.sample(n, x, beta, seed=seed),
         list(args.betas),
     )
-    return {"rows": rows, "training": training_summary(result.report)}
+    return {
+        "rows": rows,
+        "training": training_summary(result.report),
+        "settings": _train_settings(args),
+    }
 
 
 def training_summary(report: dict[str, Any]) -> dict[str, Any]:
