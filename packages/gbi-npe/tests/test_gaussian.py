@@ -114,7 +114,14 @@ def test_route_b_with_continuous_beta_and_exact_snis_weights():
     config = TrainConfig(
         batch_size=256, learning_rate=1e-3, max_epochs=35, patience=20, progress=False
     )
-    fit(npe, theta, x, LogUniformBeta(0.7, 2.0), config=config, log_weights_fn=log_weights_fn)
+    history = fit(
+        npe, theta, x, LogUniformBeta(0.7, 2.0), config=config, log_weights_fn=log_weights_fn
+    )
+    # one validation curve per temperature of the validation grid, for diagnosis
+    assert len(history.validation_parts) == history.epochs
+    assert len(history.validation_part_labels) == config.validation_betas
+    assert history.validation_part_labels[0] == "beta=0.7"
+    assert all(len(parts) == config.validation_betas for parts in history.validation_parts)
     posterior = Posterior(npe)
     assert posterior.beta_range == (0.7, 2.0)
     for x_obs in X_OBS:

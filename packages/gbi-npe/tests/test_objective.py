@@ -140,6 +140,8 @@ def test_grid_validation_renormalizes_over_the_validation_pairs(weighted_setup):
     expected = np.dot(ess, terms) / np.sum(ess)
     assert validation() == pytest.approx(expected, rel=1e-10)
     np.testing.assert_allclose(validation.ess, ess, rtol=1e-12)
+    # the per-temperature parts of the latest call are kept for the History
+    np.testing.assert_allclose(validation.last_losses, terms, rtol=1e-10)
 
 
 def test_grid_validation_lets_a_collapsed_temperature_count_little(weighted_setup):

@@ -44,6 +44,10 @@ class History:
         n_train: training rows (or base pairs).
         n_validation: validation rows (or base pairs).
         learning_rates: the step size used in each epoch.
+        validation_parts: per epoch, the parts of the validation loss (for a
+            continuous beta: the loss at each temperature of the validation
+            grid), so one can see which part stops improving first.
+        validation_part_labels: what each part is (e.g. ``"beta=0.1"``).
     """
 
     train_loss: tuple[float, ...]
@@ -56,6 +60,8 @@ class History:
     n_train: int
     n_validation: int
     learning_rates: tuple[float, ...] = ()
+    validation_parts: tuple[tuple[float, ...], ...] = ()
+    validation_part_labels: tuple[str, ...] = ()
 
     @property
     def epochs(self) -> int:
@@ -71,6 +77,8 @@ class History:
         out["validation_loss"] = list(self.validation_loss)
         out["epoch_seconds"] = list(self.epoch_seconds)
         out["learning_rates"] = list(self.learning_rates)
+        out["validation_parts"] = [list(p) for p in self.validation_parts]
+        out["validation_part_labels"] = list(self.validation_part_labels)
         return out
 
 
@@ -108,6 +116,7 @@ def train_loop(
     rng: np.random.Generator | None = None,
     n_validation: int = 0,
     description: str = "training",
+    validation_parts: tuple[Callable[[], Any], tuple[str, ...]] | None = None,
 ) -> History:
     """Minibatch Adam with clipping, validation, early stopping and best-weight restore.
 
@@ -127,6 +136,9 @@ def train_loop(
             default ``np.random.default_rng(config.seed)``.
         n_validation: recorded in the History.
         description: progress bar label.
+        validation_parts: ``(parts_fn, labels)``: after each validation,
+            ``parts_fn()`` gives the parts of the loss just computed (one per
+            label), recorded in the History.
 
     Returns:
         The History; ``module`` holds the best weights (or the last, without
@@ -147,6 +159,7 @@ def train_loop(
     validation_losses: list[float] = []
     epoch_seconds: list[float] = []
     learning_rates: list[float] = []
+    parts: list[tuple[float, ...]] = []
     best, best_epoch, best_state, bad_epochs = np.inf, None, None, 0
     # the plateau test runs on an exponential moving average of the curve
     alpha = 2.0 / (config.smoothing + 1.0)
@@ -184,6 +197,8 @@ def train_loop(
                 if not np.isfinite(value):
                     raise FloatingPointError(f"the validation loss is {value} in epoch {epoch}")
                 validation_losses.append(value)
+                if validation_parts is not None:
+                    parts.append(tuple(float(v) for v in validation_parts[0]()))
                 postfix["val"] = f"{value:.4g}"
                 if value < best:
                     best, best_epoch = value, epoch
@@ -215,4 +230,6 @@ def train_loop(
         n_train=n_train,
         n_validation=n_validation,
         learning_rates=tuple(learning_rates),
+        validation_parts=tuple(parts),
+        validation_part_labels=() if validation_parts is None else tuple(validation_parts[1]),
     )

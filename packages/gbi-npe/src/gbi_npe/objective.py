@@ -303,16 +303,17 @@ class GridValidationNLL:
         self.ess = 1.0 / np.sum(stacked**2, axis=1)
         self.share = self.ess / self.ess.sum()
         self.weights = torch.as_tensor(stacked, device=theta.device)
+        #: ``L_g`` of the latest call, (G,) (NaN before the first)
+        self.last_losses = np.full(self.grid.shape, np.nan)
 
     @torch.no_grad()
     def __call__(self) -> float:
         n_val = self.theta.shape[0]
-        total = 0.0
         for g, beta in enumerate(self.grid):
             beta_col = torch.full(
                 (n_val, 1), float(beta), dtype=torch.float64, device=self.theta.device
             )
             nll = _nll_in_chunks(self.estimator, self.theta, torch.cat([self.x, beta_col], 1))
             keep = self.weights[g] > 0
-            total += self.share[g] * float((self.weights[g][keep] * nll[keep]).sum())
-        return total
+            self.last_losses[g] = float((self.weights[g][keep] * nll[keep]).sum())
+        return float(np.dot(self.share, self.last_losses))

@@ -194,6 +194,9 @@ def _fit_continuous(
         rng=np.random.default_rng(loop_seq),
         n_validation=val.size,
         description="fit",
+        validation_parts=None
+        if validation is None
+        else (lambda: validation.last_losses, tuple(f"beta={b:.4g}" for b in grid)),
     )
 
 

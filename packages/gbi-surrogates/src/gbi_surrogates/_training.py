@@ -83,7 +83,7 @@ def _merge(histories: list[History], best_epoch: int | None) -> History:
         values = [getattr(h, field.name) for h in histories]
         if field.name == "best_epoch":
             merged[field.name] = best_epoch
-        elif isinstance(values[0], tuple):
+        elif isinstance(values[0], tuple) and field.name != "validation_part_labels":
             merged[field.name] = tuple(v for value in values for v in value)
         elif field.name == "seconds":
             merged[field.name] = float(sum(values))
