@@ -119,6 +119,22 @@ def test_interrupted_training_resumes_from_the_saved_stages(tmp_path: Path) -> N
     assert (tmp_path / "run" / "posterior.safetensors").is_file()
 
 
+def test_resumed_b_nle_reuses_its_saved_scores(tmp_path: Path, monkeypatch) -> None:
+    """The NLE's evidence is costly: a run killed after it resumes without recomputing it."""
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    first = gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **kwargs, **TINY)
+    assert (tmp_path / "run" / "scores_nle.npz").is_file()
+    (tmp_path / "run" / "posterior.safetensors").unlink()
+    (tmp_path / "run" / "report.json").unlink()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the scores were computed again")
+
+    monkeypatch.setattr(routes, "scores_of", fail)
+    resumed = gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **kwargs, **TINY)
+    assert _canonical(resumed.report["weights"]) == _canonical(first.report["weights"])
+
+
 def test_user_simulator_end_to_end() -> None:
     def simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return theta + 0.2 * rng.standard_normal(theta.shape)

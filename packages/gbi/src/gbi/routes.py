@@ -287,9 +287,28 @@ def fit_posterior(
     }
 
 
-def snis_weights(model: Any, base: BaseSet, config: RunConfig, progress: bool = False):
-    """Globally normalized SNIS weights of the base set from the surrogate's scores."""
-    scores, form = scores_of(model, base, config, progress)
+def snis_weights(
+    model: Any,
+    base: BaseSet,
+    config: RunConfig,
+    progress: bool = False,
+    run: RunDirectory | None = None,
+):
+    """Globally normalized SNIS weights of the base set from the surrogate's scores.
+
+    With a run directory the scores are saved there once computed (the NLE's
+    evidence costs ``simulations * nle_contrast`` evaluations) and reused.
+    """
+    name = f"scores_{model.kind}.npz"
+    scores = None
+    if run is not None and run.has(name):
+        stored = run.load_npz(name)
+        if stored["scores"].shape == (base.theta.shape[0],):
+            scores, form = stored["scores"], str(stored["form"])
+    if scores is None:
+        scores, form = scores_of(model, base, config, progress)
+        if run is not None:
+            run.save_npz(name, scores=scores, form=np.array(form))
     return gbi_tempering.SNISWeights(
         scores,
         form=form,
@@ -312,9 +331,9 @@ def route_b(
     model, report["surrogate"] = fit_surrogate(
         kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
-    if kind == "nle" and config.nle_contrast:
+    if kind == "nle" and config.nle_contrast and not (run and run.has("scores_nle.npz")):
         log(f"estimating the evidence of each x from the NLE ({config.nle_contrast} contrasts)")
-    weights = snis_weights(model, base, config, progress)
+    weights = snis_weights(model, base, config, progress, run)
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
@@ -405,7 +424,7 @@ def route_auto(
     nre, report["surrogate"] = fit_surrogate(
         "nre", base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
-    weights = snis_weights(nre, base, config)
+    weights = snis_weights(nre, base, config, run=run)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
     low, high = config.beta_range
     edges = np.geomspace(low, high, config.auto_grid + 1)
