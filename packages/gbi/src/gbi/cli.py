@@ -96,7 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_task(args.task)
     settings = {}
-    for name in ("max_epochs", "stabilization", "flow", "embedding", "chunk_size", "nle_contrast"):
+    names = ("max_epochs", "patience", "stabilization", "flow", "embedding", "chunk_size")
+    for name in (*names, "nle_contrast"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
@@ -333,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta-min", type=float, default=0.1, help="smallest trained beta")
     p.add_argument("--beta-max", type=float, default=2.0, help="largest trained beta")
     p.add_argument("--max-epochs", type=int, help="epoch bound for every network")
+    p.add_argument(
+        "--patience",
+        type=int,
+        help="epochs without validation progress before a network stops (default 20; "
+        "slow learners such as lorenz96 gain from 60)",
+    )
     p.add_argument("--stabilization", choices=STABILIZATIONS, help="SNIS stabilization")
     p.add_argument("--flow", choices=("nsf", "nsf-ar", "mdn"), help="posterior density family")
     p.add_argument(
