@@ -60,8 +60,9 @@ def test_nle_log_ratio_matches_the_exact_ratio_on_joint_pairs(gaussian, trained_
     assert abs(np.mean(estimate - truth)) < 0.1
     # the raw likelihoods track the ratio far worse (measured 0.656): they also carry log p(x)
     assert _pearson(nle.log_likelihood(theta, x), truth) < 0.9
-    with pytest.raises(ValueError, match="contrast_theta"):
-        nle.log_ratio(theta, x, contrast[0])
+    for wrong in (contrast[0], contrast[:, :1], contrast[:0]):
+        with pytest.raises(ValueError, match="contrast_theta"):
+            nle.log_ratio(theta, x, wrong)
 
 
 def test_nre_a_log_ratio_matches_the_truth_up_to_a_function_of_x(gaussian, trained_nre_a) -> None:

@@ -166,8 +166,8 @@ class NLE:
         Costs ``n * (M + 1)`` likelihood evaluations.
 
         Args:
-            theta: shape (n, d_theta).
-            x: shape (n, d_x).
+            theta: shape (n, d_theta) or (d_theta,).
+            x: shape (n, d_x) or (d_x,) (one of them may be broadcast).
             contrast_theta: prior draws, shape (M, d_theta), M >= 1.
             chunk_size: rows per network call (results do not depend on it).
             progress: show a progress bar over the contrast parameters.
@@ -178,9 +178,9 @@ class NLE:
         Raises:
             ValueError: wrong dimensions, non-finite values, mismatched rows.
         """
-        theta_a, x_a = training_pairs(theta, x)
+        theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
         contrast = np.asarray(contrast_theta, dtype=np.float64)
-        if contrast.ndim != 2 or contrast.shape[0] < 1:
+        if contrast.ndim != 2 or contrast.shape[0] < 1 or contrast.shape[1] != self.theta_features:
             raise ValueError(
                 f"contrast_theta must be prior draws of shape (M, {self.theta_features}) with "
                 f"M >= 1, got shape {contrast.shape}"
