@@ -146,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     names = []
     while argv and not argv[0].startswith("-"):
         names.append(argv.pop(0))
+    if not names and argv:
+        usage = (
+            "usage: nox -s bench -- [NAME ...] [--options of NAME]\n"
+            "       nox -s bench -- --docs   (rebuild the documents only)\n"
+            f"NAME: one of {', '.join(AVAILABLE)} (default: all, with their defaults);\n"
+            "`nox -s bench -- NAME --help` lists NAME's options"
+        )
+        if argv in (["-h"], ["--help"]):
+            print(usage)
+            return 0
+        print(f"options {argv} need a benchmark NAME first\n{usage}", file=sys.stderr)
+        return 2
     unknown = [n for n in names if n not in AVAILABLE]
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {AVAILABLE}", file=sys.stderr)
