@@ -46,7 +46,8 @@ class RunConfig:
             standardized units (Route A).
         synthetic_pairs: tempered pairs synthesized for Route A (default: ``simulations``).
         nle_contrast: Route B-NLE turns the NLE's likelihoods into likelihood-to-evidence
-            ratios, estimating each x's evidence on this many prior draws
+            ratios, estimating each x's evidence on this many prior draws (the
+            base set's parameters; all of them when the base set is smaller)
             (``gbi_surrogates.NLE.log_ratio``; costs ``simulations * (nle_contrast + 1)``
             NLE evaluations). Their weights leave every power posterior
             unchanged and stay healthy where raw likelihood weights collapse.

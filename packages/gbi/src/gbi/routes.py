@@ -166,7 +166,8 @@ def scores_of(
     """Per-pair SNIS scores, shape (N,), and their form (``"nle"`` or ``"nre"``).
 
     The NRE gives log-ratios. The NLE gives log-ratios too, its evidence
-    estimated on ``config.nle_contrast`` base parameters (prior draws; see
+    estimated on the first ``config.nle_contrast`` base parameters (prior
+    draws; all of them when there are fewer; see
     ``gbi_surrogates.NLE.log_ratio``), or with ``nle_contrast=0`` the paper's
     raw log-likelihoods (``m(x) = 1``), whose weights collapse wherever
     log p(x | theta) spreads with x more than with theta.
@@ -332,7 +333,8 @@ def route_b(
         kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
     if kind == "nle" and config.nle_contrast and not (run and run.has("scores_nle.npz")):
-        log(f"estimating the evidence of each x from the NLE ({config.nle_contrast} contrasts)")
+        contrasts = min(config.nle_contrast, base.theta.shape[0])
+        log(f"estimating the evidence of each x from the NLE ({contrasts} prior draws)")
     weights = snis_weights(model, base, config, progress, run)
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **diag.to_dict()}
