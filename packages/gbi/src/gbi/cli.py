@@ -96,8 +96,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_task(args.task)
     settings = {}
-    names = ("max_epochs", "patience", "stabilization", "flow", "embedding", "chunk_size")
-    for name in (*names, "nle_contrast"):
+    for name in (
+        "max_epochs",
+        "patience",
+        "stabilization",
+        "flow",
+        "embedding",
+        "chunk_size",
+        "nle_contrast",
+    ):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value

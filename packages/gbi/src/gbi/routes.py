@@ -294,6 +294,7 @@ def snis_weights(
     config: RunConfig,
     progress: bool = False,
     run: RunDirectory | None = None,
+    log: Log | None = None,
 ):
     """Globally normalized SNIS weights of the base set from the surrogate's scores.
 
@@ -307,6 +308,9 @@ def snis_weights(
         if stored["scores"].shape == (base.theta.shape[0],):
             scores, form = stored["scores"], str(stored["form"])
     if scores is None:
+        if model.kind == "nle" and config.nle_contrast and log is not None:
+            contrasts = min(config.nle_contrast, base.theta.shape[0])
+            log(f"estimating the evidence of each x from the NLE ({contrasts} prior draws)")
         scores, form = scores_of(model, base, config, progress)
         if run is not None:
             run.save_npz(name, scores=scores, form=np.array(form))
@@ -332,10 +336,7 @@ def route_b(
     model, report["surrogate"] = fit_surrogate(
         kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
-    if kind == "nle" and config.nle_contrast and not (run and run.has("scores_nle.npz")):
-        contrasts = min(config.nle_contrast, base.theta.shape[0])
-        log(f"estimating the evidence of each x from the NLE ({contrasts} prior draws)")
-    weights = snis_weights(model, base, config, progress, run)
+    weights = snis_weights(model, base, config, progress, run, log)
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
