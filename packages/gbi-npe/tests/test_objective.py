@@ -172,3 +172,103 @@ def test_log_weights_fn_output_is_checked():
     np.testing.assert_array_equal(call_fn(lambda b, i: np.full(4, -np.inf), beta, index), -np.inf)
     with pytest.raises(ValueError, match="normalized over the whole base set"):
         call_fn(lambda b, i: np.full(4, 0.5), beta, index)
+
+
+def _nre_form_weights(scores: np.ndarray):
+    """``log w~(beta, i) = (beta - 1) r_i``, normalized over all pairs for each beta."""
+
+    def log_weights_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        table = (beta[:, None] - 1.0) * scores[None, :]
+        top = table.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(table - top).sum(axis=1))
+        return (beta - 1.0) * scores[index] - log_norm
+
+    return log_weights_fn
+
+
+def test_weighted_pair_sampling_is_unbiased_and_less_noisy(weighted_setup):
+    # Both ways of picking pairs estimate (N / N_train) E_beta[sum_{i in train}
+    # w~_{beta,i} l_i(beta)], here computed by Gauss-Legendre quadrature over
+    # log beta (beta log-uniform on [0.3, 1.7]; weights as uneven as lorenz96's
+    # at small beta: a handful of the 48 pairs carry the ends). Drawing pairs by
+    # weight removes the weights' share of the spread (measured: standard
+    # deviation 0.78 against 1.84 over 1500 batches; each estimate is within
+    # a few percent, so 0.6 leaves a wide margin).
+    from gbi_npe import LogUniformBeta
+
+    estimator, theta, context, _, _ = weighted_setup
+    n = theta.shape[0]
+    x_t, theta_t = torch.as_tensor(context[:, :3]), torch.as_tensor(theta)
+    scores = np.random.default_rng(7).normal(size=n) * 3.5
+    fn = _nre_form_weights(scores)
+    train = np.random.default_rng(8).permutation(n)[:40]
+    dist = LogUniformBeta(0.3, 1.7)
+    nodes, node_weights = np.polynomial.legendre.leggauss(24)
+    lo, hi = np.log(0.3), np.log(1.7)
+    exact = 0.0
+    with torch.no_grad():
+        for node, weight in zip(nodes, node_weights, strict=True):
+            beta = float(np.exp(lo + (node + 1) * (hi - lo) / 2))
+            ctx = torch.cat([x_t, torch.full((n, 1), beta, dtype=torch.float64)], 1)
+            nll = -estimator.log_prob(theta_t, ctx).numpy()
+            w = np.exp(fn(np.full(n, beta), np.arange(n)))
+            exact += weight / 2 * (w[train] @ nll[train]) * n / train.size
+        spread = {}
+        for sampling in ("uniform", "weights"):
+            objective = ContinuousBetaNLL(estimator, theta_t, x_t, train, dist, fn, sampling)
+            rng = np.random.default_rng(9)
+            draws = np.array(
+                [
+                    objective.batch_loss(rng.choice(40, 8, replace=False), rng).item()
+                    for _ in range(1500)
+                ]
+            )
+            standard_error = draws.std() / np.sqrt(draws.size)
+            assert abs(draws.mean() - exact) < 4 * standard_error, sampling
+            spread[sampling] = draws.std()
+    assert spread["weights"] < 0.6 * spread["uniform"], spread
+
+
+def test_weighted_pair_sampling_draws_pairs_by_weight(weighted_setup):
+    # At a beta on the proposal table the pairs come up in proportion to
+    # (1 - eps) w~ / W + eps / N_train: checked with a chi-square bound.
+    from gbi_npe import GridBeta
+    from gbi_npe.objective import DEFENSIVE
+
+    estimator, theta, context, _, _ = weighted_setup
+    n = theta.shape[0]
+    scores = np.random.default_rng(10).normal(size=n)
+    fn = _nre_form_weights(scores)
+    objective = ContinuousBetaNLL(
+        estimator,
+        torch.as_tensor(theta),
+        torch.as_tensor(context[:, :3]),
+        np.arange(n),
+        GridBeta((0.4,)),
+        fn,
+        "weights",
+    )
+    rng = np.random.default_rng(11)
+    beta = np.full(20_000, 0.4)
+    pos, log_nq = objective._draw_pairs(beta, rng)
+    w = np.exp(fn(np.full(n, 0.4), np.arange(n)))
+    q = (1 - DEFENSIVE) * w / w.sum() + DEFENSIVE / n
+    np.testing.assert_allclose(np.exp(log_nq), n * q[pos], rtol=1e-9)
+    counts = np.bincount(pos, minlength=n)
+    chi2 = np.sum((counts - beta.size * q) ** 2 / (beta.size * q))
+    # 47 degrees of freedom: the 0.999 quantile is about 82
+    assert chi2 < 82, chi2
+
+
+def test_pair_sampling_is_checked(weighted_setup):
+    estimator, theta, context, _, _ = weighted_setup
+    with pytest.raises(ValueError, match="pair_sampling"):
+        ContinuousBetaNLL(
+            estimator,
+            torch.as_tensor(theta),
+            torch.as_tensor(context[:, :3]),
+            np.arange(4),
+            GridBeta((1.0,)),
+            None,
+            "importance",
+        )

@@ -108,6 +108,39 @@ def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) 
         gbi.train("two_moons", out=tmp_path / "run", **{**kwargs, "simulations": 301}, **TINY)
 
 
+def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
+    # runs written before pair_sampling / nle_contrast existed used "uniform" / 0
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    gbi.train("two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    del stored["pair_sampling"], stored["nle_contrast"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    again = gbi.train(
+        "two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY
+    )
+    assert again.report["weights"]["form"] == "nle"
+    with pytest.raises(RunConfigMismatch, match="pair_sampling: stored 'uniform', now 'weights'"):
+        gbi.train(
+            "two_moons",
+            route="b-nle",
+            out=tmp_path / "run",
+            nle_contrast=0,
+            pair_sampling="weights",
+            **kwargs,
+            **TINY,
+        )
+    with pytest.raises(RunConfigMismatch, match="nle_contrast: stored 0, now 1000"):
+        gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **kwargs, **TINY)
+
+
+def test_weighted_pair_sampling_end_to_end(tmp_path: Path) -> None:
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    result = gbi.train("two_moons", out=tmp_path / "run", pair_sampling="weights", **kwargs, **TINY)
+    assert result.report["config"]["pair_sampling"] == "weights"
+    assert np.isfinite(result.report["npe"]["history"]["train_loss"]).all()
+    assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
+
+
 def test_interrupted_training_resumes_from_the_saved_stages(tmp_path: Path) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)
@@ -161,6 +194,7 @@ def test_user_simulator_end_to_end() -> None:
         ({"embedding": "cnn"}, "embedding must be one of"),
         ({"embedding_features": 0}, "embedding_features"),
         ({"nle_contrast": -1}, "nle_contrast"),
+        ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
     ],
 )
 def test_bad_settings(kwargs: dict, match: str) -> None:

@@ -21,6 +21,17 @@ def test_different_config_is_refused_with_the_differences(tmp_path: Path) -> Non
         RunDirectory(tmp_path / "run", {"route": "b-nre", "simulations": 200})
 
 
+def test_a_setting_added_later_matches_its_legacy_value(tmp_path: Path) -> None:
+    # a run written before "contrast" existed used contrast = 0 without naming it
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"simulations": 100}))
+    RunDirectory(tmp_path / "run", {"simulations": 100, "contrast": 0}, {"contrast": 0})
+    with pytest.raises(RunConfigMismatch, match=r"contrast: stored 0, now 1000"):
+        RunDirectory(tmp_path / "run", {"simulations": 100, "contrast": 1000}, {"contrast": 0})
+    with pytest.raises(RunConfigMismatch, match=r"contrast: stored '<missing>', now 0"):
+        RunDirectory(tmp_path / "run", {"simulations": 100, "contrast": 0})
+
+
 def test_atomic_files_round_trip_and_leave_no_temporaries(tmp_path: Path) -> None:
     run = RunDirectory(tmp_path / "run", {"a": 1})
     run.save_npz("sub/data.npz", theta=np.arange(6.0).reshape(3, 2))

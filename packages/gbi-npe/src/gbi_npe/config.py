@@ -357,6 +357,13 @@ class TrainConfig:
             (``None``: no clipping).
         validation_betas: size of the fixed beta grid on which the validation
             loss is evaluated when beta is drawn from a distribution.
+        pair_sampling: with beta drawn from a distribution and SNIS weights
+            (Route B), how a minibatch's base pairs are picked: ``"uniform"``
+            (each pair once per epoch, its weight scaling its loss) or
+            ``"weights"`` (pairs drawn in proportion to their weights at a
+            nearby temperature, each loss scaled only by the small remaining
+            ratio; same objective, a less noisy gradient where the weights
+            are uneven). See ``objective.ContinuousBetaNLL``.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"`` or ``"cuda:N"``.
         seed: seeds the split, the batch order, beta draws and dropout
@@ -375,6 +382,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     clip_grad_norm: float | None = 5.0
     validation_betas: int = 8
+    pair_sampling: str = "uniform"
     device: str = "auto"
     seed: int = 0
     progress: bool = True
@@ -393,6 +401,10 @@ class TrainConfig:
         if self.clip_grad_norm is not None:
             _check_float("clip_grad_norm", self.clip_grad_norm, low=0.0, open_low=True)
         _check_int("validation_betas", self.validation_betas, 1)
+        if self.pair_sampling not in ("uniform", "weights"):
+            raise ValueError(
+                f"pair_sampling must be 'uniform' or 'weights', got {self.pair_sampling!r}"
+            )
         _check_int("seed", self.seed, 0)
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be a bool, got {self.progress!r}")

@@ -190,19 +190,47 @@ class WeightedNLL:
         return float((self.weights[keep] * nll[keep]).sum())
 
 
+#: how ``ContinuousBetaNLL`` picks the base pairs of a minibatch.
+PAIR_SAMPLING = ("uniform", "weights")
+
+# Share of the uniform component in the weighted pair proposal (defensive
+# importance sampling, Hesterberg 1995): every training pair keeps probability
+# at least DEFENSIVE / n_train, so no pair with a positive weight is unreachable.
+DEFENSIVE = 0.05
+
+# Temperatures of the weighted pair proposal's table (fewer when the table of
+# cumulative weights, n_train per temperature, would pass MAX_TABLE entries).
+PROPOSAL_BETAS = 128
+MAX_TABLE = 2**24
+
+
 class ContinuousBetaNLL:
     """Route B with beta drawn fresh for every minibatch item.
 
-    For a batch of base pairs ``i_j`` (drawn uniformly from the training part
-    of the base set) and temperatures ``beta_j ~ distribution``:
+    For a batch of base pairs ``i_j`` and temperatures ``beta_j ~
+    distribution``, the loss is an unbiased estimate of ``(N / N_train)
+    E_beta[sum_{i in train} w~_{beta,i} l_i(beta)]``, where ``N`` is the size
+    of the whole base set (the set ``log_weights_fn`` normalizes over); over
+    the random train/validation split this is unbiased for ``E_beta[sum_i
+    w~_{beta,i} l_i(beta)]``. Without a ``log_weights_fn`` every weight is
+    ``1 / N``. Two ways to pick the pairs, the same objective:
 
-        L_B = (N / b) * sum_j exp(log_w(beta_j, i_j)) * l_{i_j}(beta_j)
-
-    where ``N`` is the size of the whole base set (the set ``log_weights_fn``
-    normalizes over). Its expectation is ``(N / N_train) * E_beta[sum_{i in
-    train} w~_{beta,i} l_i(beta)]``, which, over the random train/validation
-    split, is unbiased for ``E_beta[sum_i w~_{beta,i} l_i(beta)]``. Without a
-    ``log_weights_fn`` every weight is ``1 / N``.
+    * ``"uniform"``: ``i_j`` is the training position given, and
+      ``L_B = (N / b) sum_j w~_{beta_j, i_j} l_{i_j}(beta_j)``. Where the SNIS
+      weights at ``beta_j`` are uneven (relative ESS well below 1), a few
+      pairs carry the whole term and the gradient is as noisy as the weights.
+    * ``"weights"``: ``i_j`` is drawn (the positions given only set the batch
+      size) from ``q_j(i) = (1 - eps) w~_{beta_g, i} / W_g + eps / N_train``,
+      the training pairs' SNIS weights (``W_g``: their sum over the
+      training pairs) at the temperature ``beta_g`` of a
+      fixed table (``PROPOSAL_BETAS`` points of ``distribution.
+      validation_grid``) nearest to ``beta_j`` in ``log beta``, mixed with a
+      uniform share ``eps = DEFENSIVE``, and ``L_B = (N / b) sum_j
+      w~_{beta_j, i_j} l_{i_j}(beta_j) / (N_train q_j(i_j))``. Every item's
+      weight is then near ``1 / N``, the weight of the unweighted case,
+      so each item's gradient is that of one likelihood term: the weights'
+      unevenness moves into which pairs are drawn, not into the size of
+      their steps.
 
     Args:
         estimator: a beta-conditioned estimator.
@@ -211,6 +239,8 @@ class ContinuousBetaNLL:
         train_index: base indices used for training (n_train,), int.
         distribution: where beta is drawn from.
         log_weights_fn: see ``LogWeightsFn``, or ``None``.
+        pair_sampling: ``"uniform"`` or ``"weights"`` (see above; without a
+            ``log_weights_fn`` both are uniform).
     """
 
     def __init__(
@@ -221,7 +251,10 @@ class ContinuousBetaNLL:
         train_index: np.ndarray,
         distribution: BetaDistribution,
         log_weights_fn: LogWeightsFn | None,
+        pair_sampling: str = "uniform",
     ) -> None:
+        if pair_sampling not in PAIR_SAMPLING:
+            raise ValueError(f"pair_sampling must be one of {PAIR_SAMPLING}, got {pair_sampling!r}")
         self.estimator = estimator
         self.theta = theta
         self.x = x
@@ -229,11 +262,56 @@ class ContinuousBetaNLL:
         self.distribution = distribution
         self.log_weights_fn = log_weights_fn
         self.n_base = theta.shape[0]
+        self.pair_sampling = pair_sampling if log_weights_fn is not None else "uniform"
+        if self.pair_sampling == "weights":
+            self._build_proposal()
+
+    def _build_proposal(self) -> None:
+        """The table of cumulative training weights per proposal temperature."""
+        n_train = self.train_index.size
+        size = int(max(2, min(PROPOSAL_BETAS, MAX_TABLE // max(n_train, 1))))
+        self._grid_log = np.log(np.asarray(self.distribution.validation_grid(size), np.float64))
+        cdf = np.empty((self._grid_log.size, n_train))
+        for g, log_beta in enumerate(self._grid_log):
+            lw = call_log_weights_fn(
+                self.log_weights_fn, np.full(n_train, np.exp(log_beta)), self.train_index
+            )
+            top = lw.max()
+            if not np.isfinite(top):
+                # no training pair weighs anything here: the uniform share alone
+                w = np.full(n_train, 1.0 / n_train)
+            else:
+                w = np.exp(lw - top)
+                w /= w.sum()
+            uniform = np.arange(1, n_train + 1) / n_train
+            cdf[g] = (1.0 - DEFENSIVE) * np.cumsum(w) + DEFENSIVE * uniform
+            cdf[g, -1] = 1.0
+        # rows offset by their index: one sorted array serves every row's search
+        self._cdf = cdf + np.arange(self._grid_log.size)[:, None]
+
+    def _draw_pairs(
+        self, beta: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Training positions drawn from the proposal, and ``log(N_train q_j(i_j))``."""
+        n_train = self.train_index.size
+        g = np.abs(np.log(beta)[:, None] - self._grid_log[None, :]).argmin(axis=1)
+        flat = np.searchsorted(self._cdf.ravel(), g + rng.random(beta.size), side="right")
+        pos = np.minimum(flat - g * n_train, n_train - 1)
+        upper = self._cdf[g, pos] - g
+        lower = np.where(pos > 0, self._cdf[g, np.maximum(pos - 1, 0)] - g, 0.0)
+        return pos, np.log(np.maximum(upper - lower, 0.0) * n_train)
 
     def batch_loss(self, index: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """Loss for training positions ``index`` (b,), drawing one beta per item from ``rng``."""
+        """Loss for a batch of ``index.size`` items, drawing one beta per item from ``rng``.
+
+        With ``pair_sampling="uniform"`` the items are the training positions
+        ``index`` (b,); with ``"weights"`` the pairs are drawn from ``rng``.
+        """
+        beta = np.asarray(self.distribution.sample(index.size, rng), dtype=np.float64)
+        log_q = 0.0
+        if self.pair_sampling == "weights":
+            index, log_q = self._draw_pairs(beta, rng)
         base = self.train_index[index]
-        beta = np.asarray(self.distribution.sample(base.size, rng), dtype=np.float64)
         if self.log_weights_fn is None:
             log_w = np.full(base.size, -np.log(self.n_base))
         else:
@@ -243,7 +321,7 @@ class ContinuousBetaNLL:
         beta_t = torch.as_tensor(beta, device=device)
         context = torch.cat([self.x[idx], beta_t[:, None]], dim=1)
         nll = -self.estimator.log_prob(self.theta[idx], context)
-        weights = torch.as_tensor(np.exp(log_w), device=device)
+        weights = torch.as_tensor(np.exp(log_w - log_q), device=device)
         return minibatch_loss(nll, weights, self.n_base)
 
 

@@ -175,7 +175,9 @@ def _fit_continuous(
         estimator.set_standardization(theta, x, stats_weights, np.asarray(beta_draws))
     estimator.record_beta_range(float(distribution.low), float(distribution.high))
     theta_t, x_t = _tensor(theta, device), _tensor(x, device)
-    objective = ContinuousBetaNLL(estimator, theta_t, x_t, train, distribution, log_weights_fn)
+    objective = ContinuousBetaNLL(
+        estimator, theta_t, x_t, train, distribution, log_weights_fn, config.pair_sampling
+    )
     validation = None
     if val.size:
         validation = GridValidationNLL(

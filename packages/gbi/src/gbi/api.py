@@ -12,7 +12,7 @@ from typing import Any
 
 import gbi_npe
 from gbi import routes
-from gbi.config import RunConfig
+from gbi.config import LEGACY_SETTINGS, RunConfig
 from gbi.problem import Problem, make_problem
 from gbi.rundir import RunDirectory
 from gbi.simulation import simulate_base_set
@@ -109,7 +109,7 @@ def train(
         if not prob.builtin:
             stored["prior_low"] = prob.low.tolist()
             stored["prior_high"] = prob.high.tolist()
-        run = RunDirectory(out, stored)
+        run = RunDirectory(out, stored, LEGACY_SETTINGS)
         if run.has("posterior.safetensors") and run.has("report.json"):
             log(f"{run.path} holds a finished run: loading it")
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import gbi_sims
-from gbi.config import EMBEDDINGS, ROUTES, STABILIZATIONS
+from gbi.config import EMBEDDINGS, PAIR_SAMPLINGS, ROUTES, STABILIZATIONS
 
 EXAMPLES = {
     "simulate": "gbi simulate two_moons -n 100000 --seed 0 --out sims.npz",
@@ -104,6 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "embedding",
         "chunk_size",
         "nle_contrast",
+        "pair_sampling",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -361,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="route b-nle: prior draws on which each x's evidence is estimated, turning "
         "likelihoods into ratios (default 1000; 0: raw likelihood weights, as in the paper)",
+    )
+    p.add_argument(
+        "--pair-sampling",
+        choices=PAIR_SAMPLINGS,
+        help="route b: how the NPE's minibatches pick base pairs (default uniform; "
+        "weights: in proportion to their SNIS weights, a less noisy gradient where the "
+        "weights are uneven)",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -9,6 +9,12 @@ from typing import Any
 ROUTES = ("a", "b-nle", "b-nre", "auto")
 STABILIZATIONS = ("none", "truncate", "psis", "defensive")
 EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
+PAIR_SAMPLINGS = ("uniform", "weights")
+
+#: settings added after run directories may have been written, with the value
+#: such a run used without naming it (``RunDirectory``'s ``legacy``): b-nle's
+#: weights were the raw likelihoods before ``nle_contrast`` existed.
+LEGACY_SETTINGS = {"nle_contrast": 0, "pair_sampling": "uniform"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,12 @@ class RunConfig:
             NLE evaluations). Their weights leave every power posterior
             unchanged and stay healthy where raw likelihood weights collapse.
             0: the paper's raw likelihood weights.
+        pair_sampling: how Route B's NPE picks each minibatch's base pairs:
+            ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
+            its loss) or ``"weights"`` (pairs drawn in proportion to their
+            weights at a nearby temperature; the same objective with a less
+            noisy gradient where the weights are uneven, see
+            ``gbi_npe.TrainConfig``).
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -86,6 +98,7 @@ class RunConfig:
     num_sigmas: int = 15
     synthetic_pairs: int | None = None
     nle_contrast: int = 1000
+    pair_sampling: str = "uniform"
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -127,6 +140,11 @@ class RunConfig:
             raise ValueError(f"nle_contrast must be an int, got {self.nle_contrast!r}")
         if self.nle_contrast < 0:
             raise ValueError(f"nle_contrast must be >= 0, got {self.nle_contrast}")
+        if self.pair_sampling not in PAIR_SAMPLINGS:
+            raise ValueError(
+                f"pair_sampling must be one of {', '.join(PAIR_SAMPLINGS)}; "
+                f"got {self.pair_sampling!r}"
+            )
         if self.simulations < 20:
             raise ValueError(f"simulations must be at least 20, got {self.simulations}")
         for name in ("surrogate_max_epochs", "synthetic_pairs"):

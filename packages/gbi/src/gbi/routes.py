@@ -57,6 +57,7 @@ def train_config(
         patience=config.patience,
         lr_patience=lr_patience,
         smoothing=lr_patience if npe else 1,
+        pair_sampling=config.pair_sampling if npe else "uniform",
         device=config.device,
         seed=derive_seed(config.seed, stream) % (2**31),
         progress=progress,

@@ -72,12 +72,22 @@ class RunDirectory:
         config: the run's configuration, JSON-able. On reuse it must equal the
             stored ``config.json`` except for ``VOLATILE_KEYS``.
 
+        legacy: for settings added after a run may have been written, the
+            value such a run used without naming it (a stored config that
+            lacks the key matches a current value equal to this).
+
     Raises:
         RunConfigMismatch: the folder holds a run with another configuration.
     """
 
-    def __init__(self, path: str | os.PathLike[str], config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: dict[str, Any],
+        legacy: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.legacy = _canonical(dict(legacy or {}))
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run directory {self.path} exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -95,6 +105,7 @@ class RunDirectory:
             self.save_json("config.json", self.config)
 
     def _check_same(self, stored: dict[str, Any]) -> None:
+        stored = {**self.legacy, **stored}
         keys = (set(stored) | set(self.config)) - VOLATILE_KEYS
         diffs = [
             f"{k}: stored {stored.get(k, '<missing>')!r}, now {self.config.get(k, '<missing>')!r}"
