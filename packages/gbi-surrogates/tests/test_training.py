@@ -124,3 +124,30 @@ def test_a_worse_last_stage_is_rolled_back() -> None:
     config = TrainConfig(max_epochs=10, progress=False)
     history = run_in_stages(module, run_stage, config, decay=(1.0, 0.1), description="t")
     assert history.best_epoch == 1 and module.weight.item() == pytest.approx(0.3)
+
+
+def test_merged_stages_concatenate_every_per_epoch_field_and_nothing_else() -> None:
+    from gbi_npe.loop import History
+    from gbi_surrogates._training import _merge
+
+    def stage(epochs: int, seconds: float) -> History:
+        return History(
+            train_loss=(1.0,) * epochs,
+            validation_loss=(2.0,) * epochs,
+            best_epoch=0,
+            stopped_early=True,
+            seconds=seconds,
+            epoch_seconds=(0.1,) * epochs,
+            device="cpu",
+            n_train=10,
+            n_validation=2,
+            learning_rates=(1e-3,) * epochs,
+            validation_parts=((2.0, 2.0),) * epochs,
+            validation_part_labels=("beta=0.5", "beta=1"),
+        )
+
+    merged = _merge([stage(3, 1.0), stage(2, 0.5)], best_epoch=4)
+    for name in History.per_epoch_fields():
+        assert len(getattr(merged, name)) == 5, name
+    assert merged.validation_part_labels == ("beta=0.5", "beta=1")
+    assert merged.best_epoch == 4 and merged.seconds == 1.5 and merged.n_train == 10

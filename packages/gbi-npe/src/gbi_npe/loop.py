@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,9 @@ from .config import TrainConfig
 
 #: ``batch_loss_fn(index (b,) int, rng) -> scalar tensor`` for ``train_loop``.
 BatchLossFn = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
+
+# metadata of the History fields that hold one entry per epoch
+_PER_EPOCH = {"per_epoch": True}
 
 
 @dataclass(frozen=True)
@@ -50,18 +53,23 @@ class History:
         validation_part_labels: what each part is (e.g. ``"beta=0.1"``).
     """
 
-    train_loss: tuple[float, ...]
-    validation_loss: tuple[float, ...]
+    train_loss: tuple[float, ...] = field(metadata=_PER_EPOCH)
+    validation_loss: tuple[float, ...] = field(metadata=_PER_EPOCH)
     best_epoch: int | None
     stopped_early: bool
     seconds: float
-    epoch_seconds: tuple[float, ...]
+    epoch_seconds: tuple[float, ...] = field(metadata=_PER_EPOCH)
     device: str
     n_train: int
     n_validation: int
-    learning_rates: tuple[float, ...] = ()
-    validation_parts: tuple[tuple[float, ...], ...] = ()
+    learning_rates: tuple[float, ...] = field(default=(), metadata=_PER_EPOCH)
+    validation_parts: tuple[tuple[float, ...], ...] = field(default=(), metadata=_PER_EPOCH)
     validation_part_labels: tuple[str, ...] = ()
+
+    @staticmethod
+    def per_epoch_fields() -> tuple[str, ...]:
+        """Names of the fields with one entry per epoch (in epoch order)."""
+        return tuple(f.name for f in fields(History) if f.metadata.get("per_epoch"))
 
     @property
     def epochs(self) -> int:

@@ -79,11 +79,12 @@ def _merge(histories: list[History], best_epoch: int | None) -> History:
     """One History for consecutive stages: per-epoch tuples concatenated, times summed,
     ``best_epoch`` as given, everything else from the last stage."""
     merged = {}
+    per_epoch = History.per_epoch_fields()
     for field in dataclasses.fields(History):
         values = [getattr(h, field.name) for h in histories]
         if field.name == "best_epoch":
             merged[field.name] = best_epoch
-        elif isinstance(values[0], tuple) and field.name != "validation_part_labels":
+        elif field.name in per_epoch:
             merged[field.name] = tuple(v for value in values for v in value)
         elif field.name == "seconds":
             merged[field.name] = float(sum(values))
