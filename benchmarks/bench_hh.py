@@ -36,7 +36,10 @@ import numpy as np
 from _common import ROOT, RUNS_DIR, run_name, trained_run
 
 TASK = "hodgkin_huxley"
+#: the paper's route for HH; another route (``--route``) writes its own record
+#: (``hh-<route>``) and figures, so the two can be compared
 ROUTE = "b-nle"
+ROUTES = ("b-nle", "b-nre", "a", "auto")
 TASK_OPTIONS = {"recording": "all"}
 BETA_RANGE = (0.1, 2.0)
 #: the paper's Figure 2 and 3 temperatures
@@ -50,6 +53,13 @@ FIGURES_DIR = ROOT / "docs" / "figures"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--route",
+        choices=ROUTES,
+        default=ROUTE,
+        help=f"training route (default {ROUTE}, the paper's; another route gets its own "
+        "record and figures)",
+    )
     parser.add_argument("--simulations", type=int, default=10_000, help="base simulation set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -82,6 +92,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--posterior-samples", type=int, default=5_000, help="draws for marginals and stds"
     )
     parser.add_argument("--traces", type=int, default=3, help="predictive traces per beta")
+
+
+def record_name(args: argparse.Namespace) -> str:
+    """The record this run writes: ``hh`` for the default route, else ``hh-<route>``."""
+    return "hh" if args.route == ROUTE else f"hh-{args.route}"
+
+
+def _figure_suffix(route: str) -> str:
+    return "" if route == ROUTE else f"_{route}"
 
 
 def _check_args(args: argparse.Namespace, n_observations: int) -> None:
@@ -250,6 +269,7 @@ def _figures(
     from gbi.simulation import derive_seed
 
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = _figure_suffix(args.route)
     written: dict[str, Any] = {"marginals": [], "traces": []}
     for index in args.observations:
         name = task.recordings[index].name if index < len(task.recordings) else "synthetic"
@@ -257,7 +277,7 @@ def _figures(
             posterior,
             task.observation(index).x,
             MARGINAL_BETAS,
-            FIGURES_DIR / f"hh_marginals_obs{index}.png",
+            FIGURES_DIR / f"hh_marginals_obs{index}{suffix}.png",
             theta_names=problem.theta_names,
             low=problem.low,
             high=problem.high,
@@ -270,7 +290,7 @@ def _figures(
             posterior,
             index,
             TRACE_BETAS,
-            FIGURES_DIR / f"hh_traces_obs{index}.png",
+            FIGURES_DIR / f"hh_traces_obs{index}{suffix}.png",
             n_traces=args.traces,
             seed=derive_seed(args.seed, f"traces{index}"),
             title=f"hodgkin_huxley observation {index} ({name}): posterior-predictive traces",
@@ -281,7 +301,7 @@ def _figures(
         x_pred,
         np.stack([task.observation(i).x for i in args.observations]),
         args.betas,
-        FIGURES_DIR / "hh_statistics.png",
+        FIGURES_DIR / f"hh_statistics{suffix}.png",
         x_names=task.x_names,
         observation_labels=[f"observation {i}" for i in args.observations],
         quantiles=QUANTILES,
@@ -298,7 +318,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     task = problem.task
     _check_args(args, task.n_observations)
     args.betas = sorted(args.betas)
-    name = run_name(TASK, ROUTE, args.simulations, args.seed, args.tag)
+    name = run_name(TASK, args.route, args.simulations, args.seed, args.tag)
     reused = (RUNS_DIR / name / "report.json").is_file()
     settings: dict[str, Any] = {}
     if args.max_epochs is not None:
@@ -307,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     result = trained_run(
         TASK,
-        ROUTE,
+        args.route,
         args.simulations,
         seed=args.seed,
         tag=args.tag,
@@ -336,7 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "task": TASK,
         "task_options": TASK_OPTIONS,
         "protocol": task.protocol.name,
-        "route": ROUTE,
+        "route": args.route,
         "run": name,
         "reused_run": reused,
         "simulations": args.simulations,
@@ -437,7 +457,7 @@ def to_markdown(record: dict[str, Any]) -> str:
         "",
         f"Training ({'reused from an earlier run' if record['reused_run'] else 'this run'}): "
         f"{_fmt(training['seconds_total'], '.0f')} s in all, of which simulation "
-        f"{_fmt(training['seconds_simulation'], '.0f')} s, NLE surrogate "
+        f"{_fmt(training['seconds_simulation'], '.0f')} s, surrogate(s) "
         f"{_fmt(training['seconds_surrogate'], '.0f')} s, NPE "
         f"{_fmt(training['seconds_npe'], '.0f')} s; "
         f"{_fmt(training['dropped_nonfinite'], 'd')} of "

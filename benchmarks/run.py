@@ -26,6 +26,14 @@ def _load(name: str):
     return importlib.import_module(f"bench_{name}")
 
 
+def _variants(records: dict, name: str) -> list[tuple[str, dict]]:
+    """A benchmark's records: ``NAME`` first, then its variants ``NAME-<variant>``
+    (a benchmark with a ``record_name(args)`` writes one record per variant,
+    e.g. ``hh-auto`` for the Hodgkin-Huxley benchmark on route auto)."""
+    keys = sorted(k for k in records if k == name or k.startswith(name + "-"))
+    return [(k, records[k]) for k in sorted(keys, key=lambda k: k != name)]
+
+
 def _stamp(record: dict) -> str:
     """Where and when a record was measured: commit, date, machine, wall time."""
     m = record["machine"]
@@ -46,17 +54,15 @@ def build_markdown(records: dict) -> str:
         "",
     ]
     for name in AVAILABLE:
-        if name not in records:
-            continue
-        record = records[name]
-        parts += [
-            f"## {name}",
-            "",
-            f"Measured at {_stamp(record)}.",
-            "",
-            _load(name).to_markdown(record).rstrip(),
-            "",
-        ]
+        for key, record in _variants(records, name):
+            parts += [
+                f"## {key}",
+                "",
+                f"Measured at {_stamp(record)}.",
+                "",
+                _load(name).to_markdown(record).rstrip(),
+                "",
+            ]
     return "\n".join(parts)
 
 
@@ -126,16 +132,16 @@ def build_results(records: dict) -> str:
         parts += [findings.read_text().rstrip(), ""]
     for name, title, question in RESULTS:
         parts += [f"## {title}", "", f"*{question}*", ""]
-        if name not in records:
+        variants = _variants(records, name)
+        if not variants:
             parts += [f"Not measured yet: `nox -s bench -- {name}`.", ""]
-            continue
-        record = records[name]
-        parts += [
-            f"`{_command(name, record)}`, measured at {_stamp(record)}.",
-            "",
-            _load(name).to_markdown(record).rstrip(),
-            "",
-        ]
+        for _, record in variants:
+            parts += [
+                f"`{_command(name, record)}`, measured at {_stamp(record)}.",
+                "",
+                _load(name).to_markdown(record).rstrip(),
+                "",
+            ]
     return "\n".join(parts)
 
 
@@ -177,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             wall_seconds=time.perf_counter() - start,
             arguments=vars(args),
         )
-        path = _common.write_record(name, record)
+        record_name = module.record_name(args) if hasattr(module, "record_name") else name
+        path = _common.write_record(record_name, record)
         print(f"   wrote {path.relative_to(_common.ROOT)}")
     return _write_docs()
 
