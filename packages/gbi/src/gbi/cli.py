@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pair-sampling",
         choices=PAIR_SAMPLINGS,
         help="route b: how the NPE's minibatches pick base pairs (default uniform; "
-        "weights: in proportion to their SNIS weights, a less noisy gradient where the "
-        "weights are uneven)",
+        "weights: in proportion to their SNIS weights, a less noisy gradient that was no "
+        "better on the benchmark tasks)",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -62,8 +62,8 @@ class RunConfig:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their
             weights at a nearby temperature; the same objective with a less
-            noisy gradient where the weights are uneven, see
-            ``gbi_npe.TrainConfig``).
+            noisy gradient where the weights are uneven, but no better on the
+            benchmark tasks, see ``gbi_npe.TrainConfig``).
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
