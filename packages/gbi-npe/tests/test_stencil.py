@@ -124,3 +124,21 @@ def _config():
     from gbi_npe import TrainConfig
 
     return TrainConfig(batch_size=64, max_epochs=2, patience=2, seed=0)
+
+
+def test_log_prob_at_betas_embeds_x_once_and_matches_log_prob() -> None:
+    rng = np.random.default_rng(3)
+    theta = rng.uniform(-1, 1, size=(200, 2))
+    x = rng.normal(size=(200, 20))
+    npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+    fit(npe, theta, x, 1.0, config=_config())
+    calls = []
+    npe.context_encoder.embedding.register_forward_hook(lambda *_: calls.append(1))
+    betas = np.array([0.2, 1.0, 1.7])
+    inputs = torch.as_tensor(theta[:30])
+    with torch.no_grad():
+        grid = npe.log_prob_at_betas(inputs, torch.as_tensor(x[:30]), betas)
+        assert grid.shape == (3, 30) and len(calls) == 1
+        for g, beta in enumerate(betas):
+            context = torch.as_tensor(np.c_[x[:30], np.full(30, beta)])
+            torch.testing.assert_close(grid[g], npe.log_prob(inputs, context))

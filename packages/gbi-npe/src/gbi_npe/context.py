@@ -148,12 +148,18 @@ class ContextEncoder(nn.Module):
         """Unstandardized beta features, (b,) -> (b, k), float64."""
         return beta_features(beta.to(torch.float64), self.beta_feature_names)
 
+    def embed_x(self, x: torch.Tensor) -> torch.Tensor:
+        """The x part of the features: x (b, x_features) float64 -> (b, e) float32."""
+        return self.embedding(self.x_standardize(x).to(torch.float32))
+
+    def with_beta(self, h_x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """Append the beta features: ``embed_x`` output (b, e) and beta (b,) -> (b, e + k)."""
+        assert self.beta_standardize is not None
+        features = self.beta_standardize(self.raw_beta_features(beta)).to(torch.float32)
+        return torch.cat([h_x, features], dim=-1)
+
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """(b, c) -> (b, output_features), float32."""
         x, beta = self.split(context)
-        h = self.embedding(self.x_standardize(x).to(torch.float32))
-        if beta is None:
-            return h
-        assert self.beta_standardize is not None
-        features = self.beta_standardize(self.raw_beta_features(beta)).to(torch.float32)
-        return torch.cat([h, features], dim=-1)
+        h = self.embed_x(x)
+        return h if beta is None else self.with_beta(h, beta)

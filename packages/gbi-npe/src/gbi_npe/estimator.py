@@ -169,13 +169,42 @@ class ConditionalDensityEstimator(nn.Module):
         Returns:
             shape (b,), float64; ``-inf`` for inputs outside the box.
         """
+        return self._log_prob_features(inputs, self.context_encoder(context))
+
+    def log_prob_at_betas(
+        self, inputs: torch.Tensor, x: torch.Tensor, betas: torch.Tensor
+    ) -> torch.Tensor:
+        """log q(inputs | x, beta_g) for every temperature of a grid, x embedded once.
+
+        Equal to ``log_prob`` with the context ``[x, beta_g]`` for each g, but
+        the embedding of x (the costly part for a stencil) runs once.
+
+        Args:
+            inputs: shape (b, d).
+            x: shape (b, x_features).
+            betas: shape (G,), positive.
+
+        Returns:
+            shape (G, b), float64.
+        """
+        if not self.beta_conditioned:
+            raise ValueError("log_prob_at_betas needs a beta-conditioned estimator")
+        h_x = self.context_encoder.embed_x(x)
+        rows = []
+        for beta in betas:
+            beta_col = torch.full((x.shape[0],), float(beta), dtype=torch.float64, device=x.device)
+            rows.append(
+                self._log_prob_features(inputs, self.context_encoder.with_beta(h_x, beta_col))
+            )
+        return torch.stack(rows)
+
+    def _log_prob_features(self, inputs: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         inside = self.input_transform.in_support(inputs)
         safe = inputs.to(torch.float64)
         if not bool(inside.all()) and self.input_transform.box is not None:
             centre = 0.5 * (self.input_transform.box.low + self.input_transform.box.high)
             safe = torch.where(inside[:, None], safe, centre)
         y, log_det = self.input_transform(safe)
-        h = self.context_encoder(context)
         log_q = self.core.log_prob(y.to(torch.float32), h).to(torch.float64) + log_det
         return torch.where(inside, log_q, torch.full_like(log_q, -math.inf))
 
