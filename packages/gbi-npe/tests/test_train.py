@@ -351,3 +351,26 @@ def test_train_loop_is_generic(capfd):
 
     with pytest.raises(FloatingPointError, match="training loss became nan"):
         train_loop(model, nan_loss, 512, TrainConfig(max_epochs=2, progress=False))
+
+
+def test_groups_stay_on_one_side_of_the_validation_split() -> None:
+    groups = np.repeat(np.arange(50), 4)  # 50 x's with 4 thetas each
+    train, val = _split(200, 0.2, np.random.default_rng(0), groups)
+    assert set(groups[train]).isdisjoint(groups[val])
+    assert val.size == 40 and np.array_equal(np.sort(np.r_[train, val]), np.arange(200))
+    # without groups the split is the one it always was
+    plain = _split(200, 0.2, np.random.default_rng(0))
+    again = _split(200, 0.2, np.random.default_rng(0), None)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, again, strict=True))
+
+
+def test_bad_groups_are_refused() -> None:
+    from gbi_npe import LogUniformBeta, SplineFlowConfig
+
+    npe = make_npe(2, 3, density=SplineFlowConfig(num_layers=1, hidden_features=8, num_bins=4))
+    rng = np.random.default_rng(0)
+    theta, x = rng.normal(size=(10, 2)), rng.normal(size=(10, 3))
+    with pytest.raises(ValueError, match="groups must be an integer array"):
+        fit(npe, theta, x, LogUniformBeta(0.5, 1.5), groups=np.zeros(9, dtype=int))
+    with pytest.raises(ValueError, match="groups needs beta to be a BetaDistribution"):
+        fit(npe, theta, x, 1.0, groups=np.zeros(10, dtype=int))

@@ -31,6 +31,26 @@ def test_weights_are_globally_normalized_and_uniform_at_beta_one() -> None:
     np.testing.assert_allclose(np.diff(lw[0]), -0.9 * np.diff(scores), rtol=1e-9, atol=1e-9)
 
 
+def test_offsets_give_beta_s_plus_c_and_serve_continuous_beta() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.normal(0, 2, size=800)
+    offsets = -np.logaddexp(scores, np.log(10.0))  # the contrastive pool's
+    w = SNISWeights(scores, offsets=offsets, form="pool", beta_range=(0.1, 2.0))
+    lw = w.log_weights([0.3, 1.0])
+    for row, beta in zip(lw, (0.3, 1.0), strict=True):
+        a = beta * scores + offsets
+        np.testing.assert_allclose(row, a - np.log(np.exp(a).sum()), rtol=1e-10, atol=1e-12)
+    beta = np.exp(rng.uniform(np.log(0.1), np.log(2.0), size=64))
+    index = rng.integers(0, 800, size=64)
+    exact = w.log_weights(beta)[np.arange(64), index]
+    np.testing.assert_allclose(w.log_weights_fn(beta, index), exact, atol=1e-7)
+    # a pair with a non-finite offset is dropped like one with a non-finite score
+    offsets[3] = np.nan
+    assert SNISWeights(scores, offsets=offsets).n_dropped == 1
+    with pytest.raises(ValueError, match="offsets must have the shape"):
+        SNISWeights(scores, offsets=offsets[:5])
+
+
 @pytest.mark.parametrize("method", ["none", "truncate", "psis", "defensive"])
 def test_log_weights_fn_matches_exact_weights_at_continuous_beta(method: str) -> None:
     rng = np.random.default_rng(1)

@@ -33,8 +33,21 @@ from .objective import (
 _BETA_STATS_DRAWS = 4096
 
 
-def _split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train, validation) index arrays; validation has round(fraction * n) rows."""
+def _split(
+    n: int, fraction: float, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, validation) index arrays; validation has round(fraction * n) rows.
+
+    With ``groups`` (n,), whole groups go to one side: round(fraction * G) of
+    the G groups are held out.
+    """
+    if groups is not None:
+        labels, inverse = np.unique(groups, return_inverse=True)
+        _, val_groups = _split(labels.size, fraction, rng)
+        held_out = np.zeros(labels.size, dtype=bool)
+        held_out[val_groups] = True
+        rows = held_out[inverse]
+        return np.flatnonzero(~rows), np.flatnonzero(rows)
     n_val = round(fraction * n)
     if fraction > 0:
         n_val = max(1, n_val)
@@ -149,11 +162,12 @@ def _fit_continuous(
     distribution: BetaDistribution,
     log_weights_fn: LogWeightsFn | None,
     config: TrainConfig,
+    groups: np.ndarray | None = None,
 ) -> History:
     """Base pairs with beta drawn per minibatch item, weights from ``log_weights_fn``."""
     n = theta.shape[0]
     split_seq, loop_seq, beta_seq = np.random.SeedSequence(config.seed).spawn(3)
-    train, val = _split(n, config.validation_fraction, np.random.default_rng(split_seq))
+    train, val = _split(n, config.validation_fraction, np.random.default_rng(split_seq), groups)
     grid = np.asarray(distribution.validation_grid(config.validation_betas), dtype=np.float64)
     everyone = np.arange(n)
     grid_log_weights = None
@@ -212,6 +226,7 @@ def fit(
     *,
     log_weights: np.ndarray | None = None,
     log_weights_fn: LogWeightsFn | None = None,
+    groups: np.ndarray | None = None,
 ) -> History:
     """Train a beta-conditioned estimator q(theta | x, beta) by weighted maximum likelihood.
 
@@ -257,6 +272,10 @@ def fit(
         log_weights: log weights (N,) instead of ``weights`` (``-inf`` = 0).
         log_weights_fn: the weight callable for a ``BetaDistribution`` (without
             it all pairs weigh the same).
+        groups: for a ``BetaDistribution``, an integer label per pair (N,):
+            pairs with one label (e.g. several thetas with the same x) are
+            kept on one side of the validation split, so validation sees only
+            unseen groups. ``None``: every pair on its own.
 
     Returns:
         The training History.
@@ -278,7 +297,16 @@ def fit(
             )
         if log_weights_fn is not None and not callable(log_weights_fn):
             raise ValueError("log_weights_fn must be callable")
-        return _fit_continuous(estimator, theta_a, x_a, beta, log_weights_fn, config)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (n,) or not np.issubdtype(groups.dtype, np.integer):
+                raise ValueError(
+                    f"groups must be an integer array of shape ({n},), got {groups.dtype} "
+                    f"{groups.shape}"
+                )
+        return _fit_continuous(estimator, theta_a, x_a, beta, log_weights_fn, config, groups)
+    if groups is not None:
+        raise ValueError("groups needs beta to be a BetaDistribution")
     if log_weights_fn is not None:
         raise ValueError(
             "log_weights_fn needs beta to be a BetaDistribution (e.g. LogUniformBeta(0.1, 2.0)); "

@@ -12,6 +12,11 @@ normalized weight is ``w_i(beta) = exp((beta - 1) s_i) / sum_j exp((beta - 1) s_
 normalized globally over the whole base set for each beta (never within a
 minibatch: paper Prop. B.2).
 
+More generally the log weight is ``beta * s_i + c_i`` with per-pair offsets
+``c_i`` (default ``-s_i``, the two forms above). gbi's contrastive pool uses
+``c_i = -log(r_i + M)``: pairs from a mixture of the joint and M product-of-
+marginals draws per x, weighted by multiple importance sampling.
+
 Continuous beta: the log normalizer ``log Z(beta) = logsumexp_j (beta - 1) s_j``
 is computed exactly on a grid over the beta range, with its exact derivative
 ``d log Z / d beta = sum_j w_j(beta) s_j``, and interpolated by a cubic Hermite
@@ -33,7 +38,7 @@ from scipy.special import logsumexp
 from gbi_tempering.ess import ess
 from gbi_tempering.stabilize import METHODS, stabilize
 
-FORMS = ("nle", "nre")
+FORMS = ("nle", "nre", "pool")
 
 
 class ESSCollapseWarning(UserWarning):
@@ -96,8 +101,10 @@ class SNISWeights:
     Args:
         scores: per-pair scores ``s_i``, shape (N,): log-likelihoods (``form="nle"``)
             or log-ratios (``form="nre"``).
-        form: ``"nle"`` or ``"nre"`` (the weights are computed the same way; the
-            form is recorded for reports).
+        form: ``"nle"``, ``"nre"`` or ``"pool"`` (recorded for reports; the
+            weights depend only on scores and offsets).
+        offsets: per-pair offsets ``c_i``, shape (N,): the log weight is
+            ``beta * s_i + c_i``. Default ``-s_i`` (``(beta - 1) s_i``).
         method: stabilization, one of ``"none"``, ``"truncate"``, ``"psis"``,
             ``"defensive"`` (see ``gbi_tempering.stabilize``).
         mixing_weight: the defensive mixture's weight on the base distribution.
@@ -118,6 +125,7 @@ class SNISWeights:
         scores: np.ndarray,
         *,
         form: str = "nle",
+        offsets: np.ndarray | None = None,
         method: str = "none",
         mixing_weight: float = 0.1,
         beta_range: tuple[float, float] = (0.1, 2.0),
@@ -145,7 +153,12 @@ class SNISWeights:
         low, high = float(bounds[0]), float(bounds[1])
         if grid_size < 2:
             raise ValueError(f"grid_size must be at least 2, got {grid_size}")
-        finite = np.isfinite(scores)
+        offsets = -scores if offsets is None else np.asarray(offsets, dtype=np.float64)
+        if offsets.shape != scores.shape:
+            raise ValueError(
+                f"offsets must have the shape of scores {scores.shape}, got {offsets.shape}"
+            )
+        finite = np.isfinite(scores) & np.isfinite(offsets)
         if not finite.all() and nonfinite == "raise":
             raise ValueError(
                 f"{int((~finite).sum())} of {scores.size} scores are not finite "
@@ -156,6 +169,7 @@ class SNISWeights:
         self.kept = finite
         self.n_dropped = int((~finite).sum())
         self.scores = scores[finite]
+        self.offsets = offsets[finite]
         self.form = form
         self.method = method
         self.mixing_weight = float(mixing_weight) if method == "defensive" else 0.0
@@ -177,7 +191,7 @@ class SNISWeights:
         log_z = np.empty(beta.size)
         dlog_z = np.empty(beta.size)
         for k, b in enumerate(beta):
-            a = (b - 1.0) * self.scores
+            a = b * self.scores + self.offsets
             log_z[k] = logsumexp(a)
             dlog_z[k] = np.sum(np.exp(a - log_z[k]) * self.scores)
         return log_z, dlog_z
@@ -185,7 +199,7 @@ class SNISWeights:
     def raw_log_weights(self, beta: object) -> np.ndarray:
         """Unstabilized normalized log weights, shape (B, n), exact."""
         beta = _as_beta(beta)
-        a = (beta[:, None] - 1.0) * self.scores[None, :]
+        a = beta[:, None] * self.scores[None, :] + self.offsets[None, :]
         return a - logsumexp(a, axis=1, keepdims=True)
 
     def _stabilized(self, beta: np.ndarray):
@@ -201,7 +215,7 @@ class SNISWeights:
     # -- continuous beta, O(1) per query ------------------------------------------
 
     def log_normalizer(self, beta: object) -> np.ndarray:
-        """``log Z(beta) = logsumexp_j (beta - 1) s_j``, shape (B,).
+        """``log Z(beta) = logsumexp_j (beta s_j + c_j)``, shape (B,).
 
         Spline-interpolated inside ``beta_range``, exact outside it.
         """
@@ -247,7 +261,7 @@ class SNISWeights:
             )
         beta = np.clip(beta, low, high)
         if self.method in ("none", "defensive"):
-            raw = (beta - 1.0) * self.scores[index] - self._log_z_spline(beta)
+            raw = beta * self.scores[index] + self.offsets[index] - self._log_z_spline(beta)
             if self.method == "none":
                 return raw
             lam = self.mixing_weight

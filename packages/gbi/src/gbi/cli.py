@@ -105,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "chunk_size",
         "nle_contrast",
         "pair_sampling",
+        "pool_contrast",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -369,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="route b: how the NPE's minibatches pick base pairs (default uniform; "
         "weights: in proportion to their SNIS weights, a less noisy gradient that was no "
         "better on the benchmark tasks)",
+    )
+    p.add_argument(
+        "--pool-contrast",
+        type=int,
+        help="route b-nre: pair each x with this many other prior draws as well as its own "
+        "theta, weighted by multiple importance sampling (default 0: matched pairs only; "
+        "10 keeps small beta healthy where the matched pairs' weights collapse)",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

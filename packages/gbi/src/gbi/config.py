@@ -14,7 +14,7 @@ PAIR_SAMPLINGS = ("uniform", "weights")
 #: settings added after run directories may have been written, with the value
 #: such a run used without naming it (``RunDirectory``'s ``legacy``): b-nle's
 #: weights were the raw likelihoods before ``nle_contrast`` existed.
-LEGACY_SETTINGS = {"nle_contrast": 0, "pair_sampling": "uniform"}
+LEGACY_SETTINGS = {"nle_contrast": 0, "pair_sampling": "uniform", "pool_contrast": 0}
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,14 @@ class RunConfig:
             NLE evaluations). Their weights leave every power posterior
             unchanged and stay healthy where raw likelihood weights collapse.
             0: the paper's raw likelihood weights.
+        pool_contrast: Route B-NRE's contrastive pool: each x is paired with its
+            own theta and with this many other base parameters (prior draws),
+            and the pool is weighted by multiple importance sampling,
+            ``w = r^beta / (r + M)`` with ``r`` the NRE's ratio (see
+            ``routes.contrastive_pool``). The prior draws carry the broad
+            power posteriors of small beta, where the matched pairs' weights
+            collapse. The NPE trains on ``simulations * (M + 1)`` rows. 0: the
+            matched pairs alone (the paper's Route B).
         pair_sampling: how Route B's NPE picks each minibatch's base pairs:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their
@@ -99,6 +107,7 @@ class RunConfig:
     synthetic_pairs: int | None = None
     nle_contrast: int = 1000
     pair_sampling: str = "uniform"
+    pool_contrast: int = 0
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -140,6 +149,15 @@ class RunConfig:
             raise ValueError(f"nle_contrast must be an int, got {self.nle_contrast!r}")
         if self.nle_contrast < 0:
             raise ValueError(f"nle_contrast must be >= 0, got {self.nle_contrast}")
+        if isinstance(self.pool_contrast, bool) or not isinstance(self.pool_contrast, int):
+            raise ValueError(f"pool_contrast must be an int, got {self.pool_contrast!r}")
+        if self.pool_contrast < 0:
+            raise ValueError(f"pool_contrast must be >= 0, got {self.pool_contrast}")
+        if self.pool_contrast and self.route != "b-nre":
+            raise ValueError(
+                f"pool_contrast needs route 'b-nre' (the NRE gives the ratio of any pair), "
+                f"got route {self.route!r}"
+            )
         if self.pair_sampling not in PAIR_SAMPLINGS:
             raise ValueError(
                 f"pair_sampling must be one of {', '.join(PAIR_SAMPLINGS)}; "

@@ -324,6 +324,74 @@ def snis_weights(
     )
 
 
+def contrastive_pool(
+    model: gbi_surrogates.NRE,
+    base: BaseSet,
+    config: RunConfig,
+    run: RunDirectory | None = None,
+    log: Log | None = None,
+) -> tuple[BaseSet, np.ndarray, gbi_tempering.SNISWeights]:
+    """Route B-NRE's contrastive pool: each x with its own theta and M others.
+
+    Row ``(theta, x_i)`` of the pool is drawn, given ``x_i``, from the mixture
+    ``(p(theta | x_i) + M p(theta)) / (M + 1) = p(theta) (r + M) / (M + 1)``
+    (its own theta, and M other base parameters: prior draws independent of
+    ``x_i``), with ``r = p(x_i | theta) / p(x_i)``. Multiple importance
+    sampling (balance heuristic) towards the tempered joint
+    ``p(theta) p(x | theta)^beta p(x)^(1 - beta)`` (the NRE form's target,
+    whose conditionals are the power posteriors) gives the weight
+
+        w(beta) = r^beta / (r + M),    log w = beta s + c,  c = -log(e^s + M),
+
+    with ``s`` the NRE's log-ratio, normalized globally over the pool. With
+    M = 0 it is the NRE form ``r^(beta - 1)``. Where beta is small the power
+    posterior is broad, the prior draws cover it and carry the weight; where
+    beta >= 1 the own theta does. Measured with exact ratios (1500 x, M = 10),
+    the effective sample size at beta = 0.1 rises from 0.004 N to 2.1 N on
+    slcp, 0.31 N to 10.8 N on gaussian_mixture and 0.04 N to 0.54 N on
+    two_moons, and is no lower than the matched pairs' at any beta.
+
+    Returns:
+        the pool (theta, x) as a BaseSet, the x index of every row (the
+        validation split keeps an x's rows together), and its weights.
+    """
+    n, m = base.theta.shape[0], config.pool_contrast
+    rng = np.random.default_rng(derive_seed(config.seed, "pool") % (2**32))
+    # M other base parameters per x (never its own: offsets 1..n-1)
+    partners = (np.arange(n)[:, None] + rng.integers(1, n, size=(n, m))) % n
+    theta_index = np.concatenate([np.arange(n)[:, None], partners], axis=1).ravel()
+    x_index = np.repeat(np.arange(n), m + 1)
+    pool = BaseSet(
+        theta=base.theta[theta_index],
+        x=base.x[x_index],
+        n_requested=base.n_requested,
+        n_dropped=base.n_dropped,
+        n_reused=base.n_reused,
+        seconds=base.seconds,
+    )
+    name = "scores_pool.npz"
+    scores = None
+    if run is not None and run.has(name):
+        stored = run.load_npz(name)
+        if stored["scores"].shape == theta_index.shape:
+            scores = stored["scores"]
+    if scores is None:
+        if log is not None:
+            log(f"scoring the contrastive pool ({n} x {m + 1} pairs)")
+        scores = model.log_ratio(pool.theta, pool.x)
+        if run is not None:
+            run.save_npz(name, scores=scores)
+    weights = gbi_tempering.SNISWeights(
+        scores,
+        offsets=-np.logaddexp(scores, np.log(m)),
+        form="pool",
+        method=config.stabilization,
+        mixing_weight=config.mixing_weight,
+        beta_range=config.beta_range,
+    )
+    return pool, x_index, weights
+
+
 def route_b(
     kind: str,
     problem: Problem,
@@ -337,6 +405,20 @@ def route_b(
     model, report["surrogate"] = fit_surrogate(
         kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
     )
+    if config.pool_contrast:
+        pool, groups, weights = contrastive_pool(model, base, config, run, log)
+        diag = weights.diagnostics(report_betas(config))
+        report["weights"] = {
+            "form": weights.form,
+            "pool_rows": int(pool.theta.shape[0]),
+            **diag.to_dict(),
+        }
+        report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
+        log(f"training the beta-conditioned NPE (route b-nre, pool of {weights.n} weighted pairs)")
+        posterior, report["npe"] = fit_weighted_posterior(
+            problem, pool, weights, config, progress, log, groups=groups
+        )
+        return posterior
     weights = snis_weights(model, base, config, progress, run, log)
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **diag.to_dict()}
@@ -353,8 +435,13 @@ def fit_weighted_posterior(
     config: RunConfig,
     progress: bool,
     log: Log | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
-    """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta."""
+    """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta.
+
+    ``groups`` (one label per pair) keeps pairs with one label on one side of
+    the validation split.
+    """
     kept = weights.kept
     beta_dist = gbi_npe.LogUniformBeta(*config.beta_range)
 
@@ -366,6 +453,7 @@ def fit_weighted_posterior(
             beta_dist,
             log_weights_fn=weights.log_weights_fn,
             config=tc,
+            groups=None if groups is None else groups[kept],
         )
 
     return fit_posterior(problem, base.x.shape[1], config, progress, fit_fn, log)
