@@ -67,7 +67,11 @@ def pareto_smooth(log_weights: np.ndarray) -> Stabilized:
     import arviz
 
     lw = normalize_log_weights(_as_rows(log_weights))
-    smoothed, k_hat = arviz.psislw(lw.copy(), reff=1.0, normalize=True)
+    # ArviZ's profile-likelihood fit of the Pareto shape exponentiates differences
+    # of candidate log-likelihoods; an overflow there gives a candidate weight of
+    # 0, which is the right value, so the warning says nothing to a user.
+    with np.errstate(over="ignore"):
+        smoothed, k_hat = arviz.psislw(lw.copy(), reff=1.0, normalize=True)
     smoothed = normalize_log_weights(np.asarray(smoothed, dtype=np.float64))
     k_hat = np.atleast_1d(np.asarray(k_hat, dtype=np.float64)).copy()
     constant = np.ptp(lw, axis=1) < 1e-12
