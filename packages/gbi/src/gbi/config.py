@@ -65,7 +65,11 @@ class RunConfig:
             ``routes.contrastive_pool``). The prior draws carry the broad
             power posteriors of small beta, where the matched pairs' weights
             collapse. The NPE trains on ``simulations * (M + 1)`` rows. 0: the
-            matched pairs alone (the paper's Route B).
+            matched pairs alone (the paper's Route B). Experimental: at small
+            beta the weights ``r^beta`` of prior draws far from the data need
+            the NRE's log-ratio to be right there, and a cross-entropy
+            classifier's saturates (two_moons: about -11 where the truth is
+            about -2400), which makes small-beta posteriors far too broad.
         pair_sampling: how Route B's NPE picks each minibatch's base pairs:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their

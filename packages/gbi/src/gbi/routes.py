@@ -349,7 +349,10 @@ def contrastive_pool(
     beta >= 1 the own theta does. Measured with exact ratios (1500 x, M = 10),
     the effective sample size at beta = 0.1 rises from 0.004 N to 2.1 N on
     slcp, 0.31 N to 10.8 N on gaussian_mixture and 0.04 N to 0.54 N on
-    two_moons, and is no lower than the matched pairs' at any beta.
+    two_moons, and is no lower than the matched pairs' at any beta. With an
+    NRE the small-beta weights rest on its log-ratio for pairs far from the
+    data, where a cross-entropy classifier saturates (see
+    ``RunConfig.pool_contrast``).
 
     Returns:
         the pool (theta, x) as a BaseSet, the x index of every row (the
