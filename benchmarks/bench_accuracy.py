@@ -669,10 +669,45 @@ def to_markdown(record: dict[str, Any]) -> str:
                 f"{e['best_c2st']:.3f} | {target} | {met} | {anchor} |"
             )
         lines.append("")
+    lines += _experiments(record)
     for path in record.get("figures", []):
         rel = os.path.relpath(_common.ROOT / path, _common.ROOT / "docs")
         lines.append(f"![{Path(path).stem}]({rel})")
     return "\n".join(lines)
+
+
+#: tagged cells whose inputs were changed outside ``--set``
+TAG_NOTES = {
+    "exact-weights": "exact ratio scores (diag_exact_weights.py)",
+    "plain-nre": "an NRE reading raw x (an older session)",
+}
+
+
+def _experiments(record: dict[str, Any]) -> list[str]:
+    """The tagged cells (``--tag``, ``--set``): one row each, with their settings."""
+    tagged = {k: c for k, c in record.get("cells", {}).items() if c.get("tag")}
+    if not tagged:
+        return []
+    lines = [
+        "Experiments (tagged cells, not part of the grid; findings above say what each "
+        "tests): median C2ST.",
+        "",
+        "| cell | settings | " + " | ".join(f"{b:g}" for b in BETAS) + " | train s | commit |",
+        "|---|---|" + "---:|" * len(BETAS) + "---:|---|",
+    ]
+    for key in sorted(tagged):
+        cell = tagged[key]
+        table = _median_table(cell, list(BETAS))
+        cols = [f"{table[b]:.3f}" if b in table else "" for b in BETAS]
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(cell.get("settings", {}).items()))
+        settings = TAG_NOTES.get(cell["tag"], settings)
+        seconds = cell.get("training", {}).get("seconds")
+        lines.append(
+            f"| {key} | {settings or 'defaults'} | "
+            + " | ".join(cols)
+            + f" | {'' if not seconds else f'{seconds:.0f}'} | {cell.get('commit', '')} |"
+        )
+    return [*lines, ""]
 
 
 # -- files -----------------------------------------------------------------------------
