@@ -313,7 +313,7 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
     import gbi_npe
     import gbi_sims
     from gbi.config import RunConfig
-    from gbi.routes import fit_posterior
+    from gbi.routes import embedding_config, fit_posterior
 
     name = _cell_name(args, task_name, PLAIN, simulations)
     print(f"== cell {name}", flush=True)
@@ -332,6 +332,7 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
             config,
             False,
             lambda npe, tc: gbi_npe.fit(npe, base.theta, base.x, 1.0, config=tc),
+            embedding=embedding_config(config, problem, base.x.shape[1]),
         )
         folder.mkdir(parents=True, exist_ok=True)
         posterior.save(model)

@@ -342,7 +342,7 @@ def test_contrastive_pool_pairs_each_x_with_its_theta_and_m_others() -> None:
     assert weights.diagnostics([0.1]).ess[0] > 2 * matched.diagnostics([0.1]).ess[0]
 
 
-def test_pool_contrast_end_to_end_and_checked(tmp_path: Path) -> None:
+def test_pool_contrast_end_to_end_and_checked(tmp_path: Path, monkeypatch) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     result = gbi.train("two_moons", out=tmp_path / "run", pool_contrast=3, **kwargs, **TINY)
     weights = result.report["weights"]
@@ -353,3 +353,21 @@ def test_pool_contrast_end_to_end_and_checked(tmp_path: Path) -> None:
     assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
     with pytest.raises(ValueError, match="pool_contrast needs route 'b-nre'"):
         RunConfig("two_moons", route="b-nle", pool_contrast=3)
+    # a run stopped after the pool was scored resumes without scoring it again
+    (tmp_path / "run" / "posterior.safetensors").unlink()
+    (tmp_path / "run" / "report.json").unlink()
+    scored = []
+    original = gbi_surrogates.NRE.log_ratio
+    monkeypatch.setattr(
+        gbi_surrogates.NRE,
+        "log_ratio",
+        lambda self, *a, **k: scored.append(1) or original(self, *a, **k),
+    )
+    resumed = gbi.train("two_moons", out=tmp_path / "run", pool_contrast=3, **kwargs, **TINY)
+    assert not scored
+    assert _canonical(resumed.report["weights"]) == _canonical(weights)
+
+
+def test_the_cli_knows_the_pair_samplings_gbi_npe_accepts() -> None:
+    # gbi.config keeps its own copy (it is imported without torch, for the CLI's start)
+    assert gbi.config.PAIR_SAMPLINGS == gbi_npe.config.PAIR_SAMPLING

@@ -19,6 +19,8 @@ from typing import Any, Literal
 SPLINE_KINDS = ("coupling", "autoregressive")
 EMBEDDING_KINDS = ("identity", "mlp", "stencil", "custom")
 BETA_FEATURES = ("log_beta", "beta", "inv_beta")
+#: how Route B's objective picks the base pairs of a minibatch (TrainConfig.pair_sampling).
+PAIR_SAMPLING = ("uniform", "weights")
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -405,9 +407,9 @@ class TrainConfig:
         if self.clip_grad_norm is not None:
             _check_float("clip_grad_norm", self.clip_grad_norm, low=0.0, open_low=True)
         _check_int("validation_betas", self.validation_betas, 1)
-        if self.pair_sampling not in ("uniform", "weights"):
+        if self.pair_sampling not in PAIR_SAMPLING:
             raise ValueError(
-                f"pair_sampling must be 'uniform' or 'weights', got {self.pair_sampling!r}"
+                f"pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}"
             )
         _check_int("seed", self.seed, 0)
         if not isinstance(self.progress, bool):

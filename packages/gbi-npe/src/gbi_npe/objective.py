@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .beta import BetaDistribution
+from .config import PAIR_SAMPLING
 from .estimator import ConditionalDensityEstimator
 
 #: ``log_weights_fn(beta (b,), index (b,) int) -> log w~ (b,)``: log of the SNIS
@@ -189,9 +190,6 @@ class WeightedNLL:
         keep = self.weights > 0
         return float((self.weights[keep] * nll[keep]).sum())
 
-
-#: how ``ContinuousBetaNLL`` picks the base pairs of a minibatch.
-PAIR_SAMPLING = ("uniform", "weights")
 
 # Share of the uniform component in the weighted pair proposal (defensive
 # importance sampling, Hesterberg 1995): every training pair keeps probability

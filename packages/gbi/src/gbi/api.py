@@ -159,12 +159,12 @@ def _run(
     report["embedding"] = embedding.kind
     if config.route in ("b-nre", "b-nle"):
         posterior = routes.route_b(
-            config.route[2:], problem, base, config, run, progress, log, report
+            config.route[2:], problem, base, config, run, progress, log, report, embedding
         )
     elif config.route == "a":
-        posterior = routes.route_a(problem, base, config, run, progress, log, report)
+        posterior = routes.route_a(problem, base, config, run, progress, log, report, embedding)
     else:
-        posterior = routes.route_auto(problem, base, config, run, progress, log, report)
+        posterior = routes.route_auto(problem, base, config, run, progress, log, report, embedding)
     report["seconds_total"] = time.perf_counter() - t0
     report["beta_range"] = list(posterior.beta_range)
     if run is not None:

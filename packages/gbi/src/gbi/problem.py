@@ -65,10 +65,15 @@ class Problem:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("name must be a non-empty string")
         if self.x_stencil is not None:
-            self.stencil_embedding(hidden_features=1, output_features=1)  # validates
+            self.stencil_embedding()  # a malformed stencil fails here, not at training
 
-    def stencil_embedding(self, hidden_features: int, output_features: int):
+    def stencil_embedding(
+        self, hidden_features: int | None = None, output_features: int | None = None
+    ):
         """The ``gbi_npe.EmbeddingConfig`` of a stencil embedding over this problem's x.
+
+        ``hidden_features`` / ``output_features``: the networks' widths (None:
+        ``gbi_npe.EmbeddingConfig``'s defaults).
 
         Raises:
             ValueError: the problem declares no ``x_stencil``, or a malformed one.
@@ -90,10 +95,10 @@ class Problem:
         unknown = set(self.x_stencil) - {"grid", "offsets", "cyclic"}
         if unknown:
             raise ValueError(f"x_stencil has unknown keys {sorted(unknown)}")
+        widths = {"hidden_features": hidden_features, "output_features": output_features}
         return gbi_npe.EmbeddingConfig(
             kind="stencil",
-            hidden_features=hidden_features,
-            output_features=output_features,
+            **{name: value for name, value in widths.items() if value is not None},
             **self.x_stencil,
         )
 

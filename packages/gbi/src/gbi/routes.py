@@ -265,12 +265,14 @@ def fit_posterior(
     progress: bool,
     fit_fn: Callable[[gbi_npe.ConditionalDensityEstimator, gbi_npe.TrainConfig], Any],
     log: Log | None = None,
+    *,
+    embedding: gbi_npe.EmbeddingConfig,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     npe = gbi_npe.make_npe(
         problem.theta_dim,
         x_dim,
         density=_density(config),
-        embedding=embedding_config(config, problem, x_dim),
+        embedding=embedding,
         low=problem.low,
         high=problem.high,
         seed=derive_seed(config.seed, "npe-init") % (2**31),
@@ -302,19 +304,14 @@ def snis_weights(
     With a run directory the scores are saved there once computed (the NLE's
     evidence costs ``simulations * nle_contrast`` evaluations) and reused.
     """
-    name = f"scores_{model.kind}.npz"
-    scores = None
-    if run is not None and run.has(name):
-        stored = run.load_npz(name)
-        if stored["scores"].shape == (base.theta.shape[0],):
-            scores, form = stored["scores"], str(stored["form"])
-    if scores is None:
+
+    def compute() -> tuple[np.ndarray, str]:
         if model.kind == "nle" and config.nle_contrast and log is not None:
             contrasts = min(config.nle_contrast, base.theta.shape[0])
             log(f"estimating the evidence of each x from the NLE ({contrasts} prior draws)")
-        scores, form = scores_of(model, base, config, progress)
-        if run is not None:
-            run.save_npz(name, scores=scores, form=np.array(form))
+        return scores_of(model, base, config, progress)
+
+    scores, form = _cached_scores(run, f"scores_{model.kind}.npz", base.theta.shape[0], compute)
     return gbi_tempering.SNISWeights(
         scores,
         form=form,
@@ -322,6 +319,24 @@ def snis_weights(
         mixing_weight=config.mixing_weight,
         beta_range=config.beta_range,
     )
+
+
+def _cached_scores(
+    run: RunDirectory | None,
+    name: str,
+    rows: int,
+    compute: Callable[[], tuple[np.ndarray, str]],
+) -> tuple[np.ndarray, str]:
+    """Per-pair scores and their weight form, from ``run``'s file ``name`` if it
+    holds ``rows`` of them, else computed by ``compute()`` and saved there."""
+    if run is not None and run.has(name):
+        stored = run.load_npz(name)
+        if stored["scores"].shape == (rows,) and "form" in stored:
+            return stored["scores"], str(stored["form"])
+    scores, form = compute()
+    if run is not None:
+        run.save_npz(name, scores=scores, form=np.array(form))
+    return scores, form
 
 
 def contrastive_pool(
@@ -372,22 +387,17 @@ def contrastive_pool(
         n_reused=base.n_reused,
         seconds=base.seconds,
     )
-    name = "scores_pool.npz"
-    scores = None
-    if run is not None and run.has(name):
-        stored = run.load_npz(name)
-        if stored["scores"].shape == theta_index.shape:
-            scores = stored["scores"]
-    if scores is None:
+
+    def compute() -> tuple[np.ndarray, str]:
         if log is not None:
             log(f"scoring the contrastive pool ({n} x {m + 1} pairs)")
-        scores = model.log_ratio(pool.theta, pool.x)
-        if run is not None:
-            run.save_npz(name, scores=scores)
+        return model.log_ratio(pool.theta, pool.x), "pool"
+
+    scores, form = _cached_scores(run, "scores_pool.npz", theta_index.shape[0], compute)
     weights = gbi_tempering.SNISWeights(
         scores,
         offsets=-np.logaddexp(scores, np.log(m)),
-        form="pool",
+        form=form,
         method=config.stabilization,
         mixing_weight=config.mixing_weight,
         beta_range=config.beta_range,
@@ -404,30 +414,23 @@ def route_b(
     progress: bool,
     log: Log,
     report: dict[str, Any],
+    embedding: gbi_npe.EmbeddingConfig,
 ) -> gbi_npe.Posterior:
-    model, report["surrogate"] = fit_surrogate(
-        kind, base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
-    )
+    model, report["surrogate"] = fit_surrogate(kind, base, config, run, progress, log, embedding)
     if config.pool_contrast:
-        pool, groups, weights = contrastive_pool(model, base, config, run, log)
-        diag = weights.diagnostics(report_betas(config))
-        report["weights"] = {
-            "form": weights.form,
-            "pool_rows": int(pool.theta.shape[0]),
-            **diag.to_dict(),
-        }
-        report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
-        log(f"training the beta-conditioned NPE (route b-nre, pool of {weights.n} weighted pairs)")
-        posterior, report["npe"] = fit_weighted_posterior(
-            problem, pool, weights, config, progress, log, groups=groups
-        )
-        return posterior
-    weights = snis_weights(model, base, config, progress, run, log)
+        pairs, groups, weights = contrastive_pool(model, base, config, run, log)
+        extra, what = {"pool_rows": int(pairs.theta.shape[0])}, "pool of "
+    else:
+        pairs, groups = base, None
+        weights = snis_weights(model, base, config, progress, run, log)
+        extra, what = {}, ""
     diag = weights.diagnostics(report_betas(config))
-    report["weights"] = {"form": weights.form, **diag.to_dict()}
+    report["weights"] = {"form": weights.form, **extra, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
-    log(f"training the beta-conditioned NPE (route b-{kind}, {weights.n} weighted pairs)")
-    posterior, report["npe"] = fit_weighted_posterior(problem, base, weights, config, progress, log)
+    log(f"training the beta-conditioned NPE (route b-{kind}, {what}{weights.n} weighted pairs)")
+    posterior, report["npe"] = fit_weighted_posterior(
+        problem, pairs, weights, config, progress, log, groups=groups, embedding=embedding
+    )
     return posterior
 
 
@@ -439,6 +442,8 @@ def fit_weighted_posterior(
     progress: bool,
     log: Log | None = None,
     groups: np.ndarray | None = None,
+    *,
+    embedding: gbi_npe.EmbeddingConfig,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta.
 
@@ -459,7 +464,9 @@ def fit_weighted_posterior(
             groups=None if groups is None else groups[kept],
         )
 
-    return fit_posterior(problem, base.x.shape[1], config, progress, fit_fn, log)
+    return fit_posterior(
+        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding
+    )
 
 
 def route_a(
@@ -470,6 +477,7 @@ def route_a(
     progress: bool,
     log: Log,
     report: dict[str, Any],
+    embedding: gbi_npe.EmbeddingConfig,
 ) -> gbi_npe.Posterior:
     score_model, report["surrogate"] = fit_surrogate("score", base, config, run, progress, log)
     rng = np.random.default_rng(derive_seed(config.seed, "route-a-beta"))
@@ -483,7 +491,7 @@ def route_a(
         return gbi_npe.fit(npe, theta, x, beta, config=tc)
 
     posterior, report["npe"] = fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_fn, log
+        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding
     )
     return posterior
 
@@ -514,11 +522,10 @@ def route_auto(
     progress: bool,
     log: Log,
     report: dict[str, Any],
+    embedding: gbi_npe.EmbeddingConfig,
 ) -> gbi_npe.Posterior:
     """Route B-NRE where its weights hold, Route A pairs where they fail."""
-    nre, report["surrogate"] = fit_surrogate(
-        "nre", base, config, run, progress, log, embedding_config(config, problem, base.x.shape[1])
-    )
+    nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log, embedding)
     weights = snis_weights(nre, base, config, run=run)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
     low, high = config.beta_range
@@ -565,7 +572,7 @@ def route_auto(
         decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
         log(decision["summary"])
         posterior, report["npe"] = fit_weighted_posterior(
-            problem, base, weights, config, progress, log
+            problem, base, weights, config, progress, log, embedding=embedding
         )
         return posterior
     bad = centers[failing]
@@ -617,6 +624,6 @@ def route_auto(
         return gbi_npe.fit(npe, theta_rows, x_rows, beta_rows, log_weights=log_w_rows, config=tc)
 
     posterior, report["npe"] = fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_rows, log
+        problem, base.x.shape[1], config, progress, fit_rows, log, embedding=embedding
     )
     return posterior

@@ -71,7 +71,6 @@ class RunDirectory:
         path: the folder (created if missing).
         config: the run's configuration, JSON-able. On reuse it must equal the
             stored ``config.json`` except for ``VOLATILE_KEYS``.
-
         legacy: for settings added after a run may have been written, the
             value such a run used without naming it (a stored config that
             lacks the key matches a current value equal to this).
