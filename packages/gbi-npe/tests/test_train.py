@@ -165,6 +165,56 @@ def test_smoothing_keeps_training_while_a_noisy_curve_still_falls():
         TrainConfig(smoothing=0)
 
 
+def test_weight_averaging_validates_and_returns_the_moving_average():
+    """A loss with a constant gradient: Adam moves the weight by ``lr`` per step
+    (its normalized step is ``g / |g|`` up to eps), so the live weight after k
+    steps is ``w0 - k lr`` and the moving average has a closed recursion. The
+    validation sees the average, training goes on from the live weights, and
+    the average of the best epoch is returned."""
+    lr, decay, batches, epochs = 0.01, 0.9, 4, 6
+
+    def run(ema_decay, validate):
+        torch.manual_seed(0)
+        module = nn.Linear(1, 1, bias=False)
+        start = module.weight.item()
+        seen = []
+        config = TrainConfig(
+            batch_size=1,
+            learning_rate=lr,
+            max_epochs=epochs,
+            patience=epochs,
+            clip_grad_norm=None,
+            ema_decay=ema_decay,
+            progress=False,
+            device="cpu",
+        )
+        history = train_loop(
+            module,
+            lambda index, rng: module.weight.sum() * 1.0,
+            batches,
+            config,
+            (lambda: seen.append(module.weight.item()) or seen[-1]) if validate else None,
+        )
+        return start, module.weight.item(), seen, history
+
+    live = [w0 - k * lr for w0 in [run(None, False)[0]] for k in range(epochs * batches + 1)]
+    start, raw, _, _ = run(None, False)
+    np.testing.assert_allclose(raw, live[-1], atol=1e-5)
+    average = [start]
+    for w in live[1:]:
+        average.append(average[-1] + (1 - decay) * (w - average[-1]))
+    # the validation loss w falls every epoch: the last average is validated best and kept
+    _, kept, seen, history = run(decay, True)
+    np.testing.assert_allclose(seen, average[batches::batches], atol=1e-5)
+    assert history.best_epoch == epochs - 1
+    np.testing.assert_allclose(kept, average[-1], atol=1e-5)
+    # without validation, the last average
+    np.testing.assert_allclose(run(decay, False)[1], average[-1], atol=1e-5)
+    for bad in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="ema_decay"):
+            TrainConfig(ema_decay=bad)
+
+
 def test_weighted_training_matches_training_on_a_resampled_set():
     # theta | x ~ N(x, 1) in the data; weights w = N(theta; x + 0.5, 0.6^2) /
     # N(theta; x, 1) turn it into theta | x ~ N(x + 0.5, 0.6^2) (and leave the

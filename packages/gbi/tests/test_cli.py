@@ -68,6 +68,7 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
         (["train", "two_moons", "--patience", "0", "--out", "x"], "patience must be"),
         (["train", "two_moons", "--nle-contrast", "-1", "--out", "x"], "nle_contrast must be"),
         (["train", "two_moons", "--pair-sampling", "x", "--out", "x"], "invalid choice"),
+        (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "ema_decay must lie"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
         (["simulate", "two_moons", "-n", "3", "--out", "s.txt"], ".npz"),
         (["sample", "nowhere", "--x", "0,0", "--beta", "1", "--out", "s.npy"], "not a gbi run"),

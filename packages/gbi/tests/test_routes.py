@@ -110,11 +110,12 @@ def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) 
 
 
 def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
-    # runs written before pair_sampling / nle_contrast existed used "uniform" / 0
+    # runs written before pair_sampling / nle_contrast / ema_decay existed used
+    # "uniform" / 0 / None
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     gbi.train("two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    del stored["pair_sampling"], stored["nle_contrast"]
+    del stored["pair_sampling"], stored["nle_contrast"], stored["ema_decay"]
     (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
     again = gbi.train(
         "two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY
@@ -140,6 +141,16 @@ def test_weighted_pair_sampling_end_to_end(tmp_path: Path) -> None:
     assert result.report["config"]["pair_sampling"] == "weights"
     assert np.isfinite(result.report["npe"]["history"]["train_loss"]).all()
     assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
+
+
+def test_weight_averaging_reaches_the_posterior_network_only(tmp_path: Path) -> None:
+    config = RunConfig("two_moons", ema_decay=0.99)
+    assert routes.train_config(config, "npe", 10, False).ema_decay == 0.99
+    assert routes.train_config(config, "nre", 10, False).ema_decay is None
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    result = gbi.train("two_moons", out=tmp_path / "run", ema_decay=0.99, **kwargs, **TINY)
+    assert result.report["config"]["ema_decay"] == 0.99
+    assert result.posterior.sample(10, [0.0, 0.0], 0.5, seed=0).shape == (10, 2)
 
 
 def test_interrupted_training_resumes_from_the_saved_stages(tmp_path: Path) -> None:
@@ -196,6 +207,7 @@ def test_user_simulator_end_to_end() -> None:
         ({"embedding_features": 0}, "embedding_features"),
         ({"nle_contrast": -1}, "nle_contrast"),
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
+        ({"ema_decay": 1.0}, "ema_decay must lie in"),
     ],
 )
 def test_bad_settings(kwargs: dict, match: str) -> None:

@@ -370,6 +370,11 @@ class TrainConfig:
             on two_moons and gaussian_mixture, worse on slcp and lorenz96,
             whose low temperatures, with few effective pairs, see those
             pairs more often per epoch and overfit sooner.
+        ema_decay: keep an exponential moving average of the weights, updated
+            after every optimizer step as ``avg += (1 - ema_decay) (w - avg)``
+            (Polyak averaging; 0.999 averages over about the last 1000
+            steps). Validation, the best-epoch snapshot and the returned
+            network use the average. ``None``: the raw weights.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"`` or ``"cuda:N"``.
         seed: seeds the split, the batch order, beta draws and dropout
@@ -389,6 +394,7 @@ class TrainConfig:
     clip_grad_norm: float | None = 5.0
     validation_betas: int = 8
     pair_sampling: str = "uniform"
+    ema_decay: float | None = None
     device: str = "auto"
     seed: int = 0
     progress: bool = True
@@ -411,6 +417,10 @@ class TrainConfig:
             raise ValueError(
                 f"pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}"
             )
+        if self.ema_decay is not None:
+            _check_float("ema_decay", self.ema_decay, low=0.0, high=1.0, open_low=True)
+            if self.ema_decay == 1.0:
+                raise ValueError("ema_decay must lie in (0, 1): 1 would never move the average")
         _check_int("seed", self.seed, 0)
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be a bool, got {self.progress!r}")

@@ -114,6 +114,28 @@ def _decay_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig) 
         group["lr"] = max(floor, group["lr"] * config.lr_decay)
 
 
+class _WeightAverage:
+    """Exponential moving average of a module's trainable parameters (Polyak averaging)."""
+
+    def __init__(self, parameters: list[nn.Parameter], decay: float) -> None:
+        self.parameters = parameters
+        self.weight = 1.0 - decay
+        self.average = [p.detach().clone() for p in parameters]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for avg, p in zip(self.average, self.parameters, strict=True):
+            avg.lerp_(p, self.weight)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the live parameters and the average (call twice to undo)."""
+        for avg, p in zip(self.average, self.parameters, strict=True):
+            live = p.detach().clone()
+            p.copy_(avg)
+            avg.copy_(live)
+
+
 def train_loop(
     module: nn.Module,
     batch_loss_fn: BatchLossFn,
@@ -158,6 +180,7 @@ def train_loop(
     rng = np.random.default_rng(config.seed) if rng is None else rng
     parameters = [p for p in module.parameters() if p.requires_grad]
     optimizer = _adam(parameters, config.learning_rate)
+    average = None if config.ema_decay is None else _WeightAverage(parameters, config.ema_decay)
     first = next(iter(module.parameters()), None)
     if first is None:
         first = next(iter(module.buffers()), None)
@@ -190,6 +213,8 @@ def train_loop(
                 if config.clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm)
                 optimizer.step()
+                if average is not None:
+                    average.update()
                 total += loss.detach().to(torch.float64) * (index.size / n_train)
             train_losses.append(float(total))
             if not np.isfinite(train_losses[-1]):
@@ -201,6 +226,8 @@ def train_loop(
             learning_rates.append(optimizer.param_groups[0]["lr"])
             if validation_loss_fn is not None:
                 module.eval()
+                if average is not None:
+                    average.swap()  # judge (and keep) the averaged weights
                 value = float(validation_loss_fn())
                 if not np.isfinite(value):
                     raise FloatingPointError(f"the validation loss is {value} in epoch {epoch}")
@@ -211,6 +238,8 @@ def train_loop(
                 if value < best:
                     best, best_epoch = value, epoch
                     best_state = copy.deepcopy(module.state_dict())
+                if average is not None:
+                    average.swap()
                 smoothed = value if smoothed is None else alpha * value + (1 - alpha) * smoothed
                 if smoothed < best_smoothed:
                     best_smoothed, bad_epochs = smoothed, 0
@@ -226,6 +255,8 @@ def train_loop(
         bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
+    elif average is not None:
+        average.swap()  # without validation, the last average
     module.eval()
     return History(
         train_loss=tuple(train_losses),

@@ -106,6 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "nle_contrast",
         "pair_sampling",
         "pool_contrast",
+        "ema_decay",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -333,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, required=True, help="number of simulations")
     p.add_argument("--out", required=True, help="output .npz (theta, x)")
     p.add_argument("--chunk-size", type=int, default=10_000, help="simulations per chunk")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        help="keep a moving average of the posterior network's weights with this decay per "
+        "step (e.g. 0.999) and validate and return it (default: the raw weights)",
+    )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 
     p = _parser_for(sub, "train", "train an amortized power posterior", cmd_train)
@@ -378,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
         "as its own theta, weighted by multiple importance sampling (default 0: matched pairs "
         "only). Helps small beta where the NRE's ratios hold far from the data (slcp), hurts "
         "where they saturate (two_moons)",
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        help="keep a moving average of the posterior network's weights with this decay per "
+        "step (e.g. 0.999) and validate and return it (default: the raw weights)",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -14,7 +14,12 @@ PAIR_SAMPLINGS = ("uniform", "weights")
 #: settings added after run directories may have been written, with the value
 #: such a run used without naming it (``RunDirectory``'s ``legacy``): b-nle's
 #: weights were the raw likelihoods before ``nle_contrast`` existed.
-LEGACY_SETTINGS = {"nle_contrast": 0, "pair_sampling": "uniform", "pool_contrast": 0}
+LEGACY_SETTINGS = {
+    "nle_contrast": 0,
+    "pair_sampling": "uniform",
+    "pool_contrast": 0,
+    "ema_decay": None,
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,10 @@ class RunConfig:
             weights at a nearby temperature; the same objective with a less
             noisy gradient where the weights are uneven, but no better on the
             benchmark tasks, see ``gbi_npe.TrainConfig``).
+        ema_decay: the posterior network keeps an exponential moving average
+            of its weights with this decay per step, and is validated, stopped
+            and returned with it (``gbi_npe.TrainConfig.ema_decay``). None:
+            the raw weights.
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -112,6 +121,7 @@ class RunConfig:
     nle_contrast: int = 1000
     pair_sampling: str = "uniform"
     pool_contrast: int = 0
+    ema_decay: float | None = None
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -192,6 +202,12 @@ class RunConfig:
             )
         if not 0 < self.sigma_min <= self.sigma_max:
             raise ValueError("need 0 < sigma_min <= sigma_max")
+        if self.ema_decay is not None and (
+            isinstance(self.ema_decay, bool)
+            or not isinstance(self.ema_decay, int | float)
+            or not 0 < self.ema_decay < 1
+        ):
+            raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {self.ema_decay!r}")
         if not 0 < self.auto_min_relative_ess < 1:
             raise ValueError("auto_min_relative_ess must lie in (0, 1)")
 
