@@ -253,6 +253,8 @@ def _training_facts(report: dict[str, Any]) -> dict[str, Any]:
         "simulations_requested": sims.get("requested"),
         "dropped_nonfinite": sims.get("dropped_nonfinite"),
         "dropped_nonfinite_scores": sims.get("dropped_nonfinite_scores"),
+        # route auto: which temperature cells got Route A pairs
+        "auto": report.get("auto", {}).get("summary"),
         "weights": {
             "beta": weights.get("beta", []),
             "relative_ess": weights.get("relative_ess", []),
@@ -435,7 +437,12 @@ def _facts(record: dict[str, Any]) -> list[str]:
         k = int(np.argmin(weights["relative_ess"]))
         facts.append(
             f"The SNIS weights keep a relative ESS of at least {weights['relative_ess'][k]:.3f} "
-            f"(at beta = {weights['beta'][k]:g})."
+            f"(at beta = {weights['beta'][k]:g})"
+            + (
+                "; where they fail, route auto trains on Route A pairs instead."
+                if record["training"].get("auto")
+                else "."
+            )
         )
     dropped = sum(row["predictive_dropped"] for row in record["summary"])
     total = sum(row["predictive_n"] for row in record["summary"])
@@ -465,6 +472,8 @@ def to_markdown(record: dict[str, Any]) -> str:
         f"{_fmt(training['dropped_nonfinite_scores'], 'd')} pairs with non-finite scores.",
         "",
     ]
+    if training.get("auto"):
+        lines += [f"Route auto's choice: {training['auto']}.", ""]
     weights = training["weights"]
     if weights["beta"]:
         lines += [
