@@ -110,12 +110,13 @@ def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) 
 
 
 def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
-    # runs written before pair_sampling / nle_contrast / ema_decay existed used
-    # "uniform" / 0 / None
+    # runs written before pair_sampling / nle_contrast / ema_decay / per_temperature
+    # existed used "uniform" / 0 / None / False
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     gbi.train("two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    del stored["pair_sampling"], stored["nle_contrast"], stored["ema_decay"]
+    for key in ("pair_sampling", "nle_contrast", "ema_decay", "per_temperature"):
+        del stored[key]
     (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
     again = gbi.train(
         "two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY
@@ -143,13 +144,20 @@ def test_weighted_pair_sampling_end_to_end(tmp_path: Path) -> None:
     assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
 
 
-def test_weight_averaging_reaches_the_posterior_network_only(tmp_path: Path) -> None:
-    config = RunConfig("two_moons", ema_decay=0.99)
-    assert routes.train_config(config, "npe", 10, False).ema_decay == 0.99
-    assert routes.train_config(config, "nre", 10, False).ema_decay is None
+def test_averaging_and_per_temperature_stopping_reach_the_posterior_network_only(
+    tmp_path: Path,
+) -> None:
+    config = RunConfig("two_moons", ema_decay=0.99, per_temperature=True)
+    npe, nre = (routes.train_config(config, s, 10, False) for s in ("npe", "nre"))
+    assert npe.ema_decay == 0.99 and npe.per_temperature
+    assert nre.ema_decay is None and not nre.per_temperature
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
-    result = gbi.train("two_moons", out=tmp_path / "run", ema_decay=0.99, **kwargs, **TINY)
+    result = gbi.train(
+        "two_moons", out=tmp_path / "run", ema_decay=0.99, per_temperature=True, **kwargs, **TINY
+    )
     assert result.report["config"]["ema_decay"] == 0.99
+    history = result.report["npe"]["history"]
+    assert len(history["validation_part_best_epochs"]) == len(history["validation_part_labels"])
     assert result.posterior.sample(10, [0.0, 0.0], 0.5, seed=0).shape == (10, 2)
 
 
@@ -208,6 +216,7 @@ def test_user_simulator_end_to_end() -> None:
         ({"nle_contrast": -1}, "nle_contrast"),
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
+        ({"per_temperature": "yes"}, "per_temperature must be a bool"),
     ],
 )
 def test_bad_settings(kwargs: dict, match: str) -> None:

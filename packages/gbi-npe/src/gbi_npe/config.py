@@ -370,6 +370,19 @@ class TrainConfig:
             on two_moons and gaussian_mixture, worse on slcp and lorenz96,
             whose low temperatures, with few effective pairs, see those
             pairs more often per epoch and overfit sooner.
+        per_temperature: early stopping per temperature, for a beta-conditioned
+            NPE trained on a beta distribution (``fit`` with a
+            ``BetaDistribution``). Each temperature of the validation grid
+            keeps the weights of its own best epoch, and training stops when
+            none of them has improved (on the ``smoothing`` average) for
+            ``patience`` epochs; the learning rate decays on the same count.
+            The returned estimator serves every temperature with the weights
+            of the nearest grid point (``set_temperature_pieces``). Where the
+            weights leave few effective pairs (small beta) the network
+            overfits within a few dozen epochs while large beta keeps
+            improving for hundreds; one stopping epoch for all trades one
+            against the other. Costs longer training and up to
+            ``validation_betas`` weight sets in the model file.
         ema_decay: keep an exponential moving average of the weights, updated
             after every optimizer step as ``avg += (1 - ema_decay) (w - avg)``
             (Polyak averaging; 0.999 averages over about the last 1000
@@ -394,6 +407,7 @@ class TrainConfig:
     clip_grad_norm: float | None = 5.0
     validation_betas: int = 8
     pair_sampling: str = "uniform"
+    per_temperature: bool = False
     ema_decay: float | None = None
     device: str = "auto"
     seed: int = 0
@@ -417,6 +431,8 @@ class TrainConfig:
             raise ValueError(
                 f"pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}"
             )
+        if not isinstance(self.per_temperature, bool):
+            raise ValueError(f"per_temperature must be a bool, got {self.per_temperature!r}")
         if self.ema_decay is not None:
             _check_float("ema_decay", self.ema_decay, low=0.0, high=1.0, open_low=True)
             if self.ema_decay == 1.0:

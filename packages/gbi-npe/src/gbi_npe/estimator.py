@@ -18,8 +18,9 @@ float64; the networks run in float32.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +55,15 @@ CORE_BUILDERS: dict[type, CoreBuilder] = {
 DEFAULT_CHUNK_ROWS = 1 << 18
 
 
+class _Piece(nn.Module):
+    """Another set of trained weights of an estimator's context encoder and core."""
+
+    def __init__(self, context_encoder: nn.Module, core: nn.Module) -> None:
+        super().__init__()
+        self.context_encoder = context_encoder
+        self.core = core
+
+
 class ConditionalDensityEstimator(nn.Module):
     """q(inputs | context), with fixed transforms around a learned core.
 
@@ -70,6 +80,9 @@ class ConditionalDensityEstimator(nn.Module):
         input_transform: box logit + standardization of the inputs.
         context_encoder: raw context -> network features.
         core: the learned density of standardized inputs.
+        pieces: other trained weights of (context_encoder, core), each serving
+            a range of temperatures (``set_temperature_pieces``); empty for
+            one set of weights, the usual case.
     """
 
     def __init__(self, spec: EstimatorSpec, embedding_net: nn.Module | None = None) -> None:
@@ -83,6 +96,7 @@ class ConditionalDensityEstimator(nn.Module):
         )
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.register_buffer("beta_bounds", torch.full((2,), math.nan, dtype=torch.float64))
+        self.pieces = nn.ModuleList()
 
     # -- facts -------------------------------------------------------------------------
     @property
@@ -158,6 +172,111 @@ class ConditionalDensityEstimator(nn.Module):
             low, high = min(low, current[0]), max(high, current[1])
         self.beta_bounds.copy_(torch.tensor([low, high], dtype=torch.float64))
 
+    # -- temperature pieces -------------------------------------------------------------
+    @property
+    def temperature_cells(self) -> int:
+        """Temperature cells served by their own weights (0: one set of weights for all)."""
+        return 0 if not self.pieces else int(self.piece_of_cell.shape[0])
+
+    def clear_temperature_pieces(self) -> None:
+        """Back to one set of weights (the main ones) for every temperature."""
+        self.pieces = nn.ModuleList()
+        for name in ("log_edges", "piece_of_cell"):
+            self._buffers.pop(name, None)
+
+    def add_temperature_pieces(self, count: int, cells: int) -> None:
+        """Make room for ``count`` other weight sets over ``cells`` temperature cells.
+
+        The layout step of ``set_temperature_pieces`` (and of loading a saved
+        estimator that has pieces): copies of the current encoder and core,
+        and the cell buffers, to be filled by ``load_state_dict``.
+        """
+        if not self.beta_conditioned:
+            raise ValueError("temperature pieces need a beta-conditioned estimator")
+        if count < 1 or cells < 2:
+            raise ValueError(f"need count >= 1 and cells >= 2, got {count} and {cells}")
+        self.pieces = nn.ModuleList(
+            _Piece(copy.deepcopy(self.context_encoder), copy.deepcopy(self.core))
+            for _ in range(count)
+        )
+        device = self.device
+        # cell c holds the temperatures with log_edges[c - 1] < log(beta) <= log_edges[c]
+        self.register_buffer(
+            "log_edges", torch.zeros(cells - 1, dtype=torch.float64, device=device)
+        )
+        self.register_buffer("piece_of_cell", torch.zeros(cells, dtype=torch.long, device=device))
+
+    @torch.no_grad()
+    def set_temperature_pieces(
+        self, grid: Sequence[float], cell_states: Sequence[dict[str, torch.Tensor] | None]
+    ) -> int:
+        """Serve each temperature of ``grid`` with its own trained weights.
+
+        Early stopping per temperature: a beta-conditioned network trained on
+        many temperatures is often best at different epochs for different
+        ones (where the weights leave few effective pairs it overfits early;
+        where they leave many it keeps improving). ``cell_states[g]`` is the
+        ``state_dict`` of this estimator that was best at ``grid[g]``, or
+        ``None`` for the current weights; states given as the same object
+        share one piece. A temperature is served by the weights of the nearest
+        grid point in log(beta) (cells meet at the geometric midpoints).
+
+        Args:
+            grid: increasing positive temperatures, shape (G,), G >= 2.
+            cell_states: one entry per grid point.
+
+        Returns:
+            the number of weight sets now in use (1 + pieces).
+        """
+        grid_a = np.asarray(grid, dtype=np.float64)
+        if grid_a.ndim != 1 or grid_a.size != len(cell_states) or grid_a.size < 2:
+            raise ValueError("need a grid of G >= 2 temperatures and one state per temperature")
+        if not (np.all(grid_a > 0) and np.all(np.diff(grid_a) > 0)):
+            raise ValueError(f"the grid must be positive and increasing, got {grid_a}")
+        self.clear_temperature_pieces()
+        distinct: list[dict[str, torch.Tensor]] = []
+        piece_of_cell = []
+        for state in cell_states:
+            if state is None:
+                piece_of_cell.append(0)
+                continue
+            for k, seen in enumerate(distinct):
+                if seen is state:
+                    piece_of_cell.append(k + 1)
+                    break
+            else:
+                distinct.append(state)
+                piece_of_cell.append(len(distinct))
+        if not distinct:
+            return 1
+        self.add_temperature_pieces(len(distinct), grid_a.size)
+        for piece, state in zip(self.pieces, distinct, strict=True):
+            for name in ("context_encoder", "core"):
+                prefix = name + "."
+                getattr(piece, name).load_state_dict(
+                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+                )
+        log_grid = np.log(grid_a)
+        self.log_edges.copy_(torch.as_tensor(0.5 * (log_grid[1:] + log_grid[:-1])))
+        self.piece_of_cell.copy_(torch.as_tensor(piece_of_cell))
+        return 1 + len(distinct)
+
+    def _parts(self, beta: torch.Tensor) -> list[tuple[nn.Module, nn.Module, torch.Tensor | None]]:
+        """(context encoder, core, rows) serving each group of rows; rows None: all."""
+        if not self.pieces:
+            return [(self.context_encoder, self.core, None)]
+        cell = torch.bucketize(torch.log(beta.to(torch.float64)), self.log_edges)
+        piece = self.piece_of_cell[cell]
+        out = []
+        for k in torch.unique(piece).tolist():
+            rows = torch.nonzero(piece == k).squeeze(1)
+            owner = self if k == 0 else self.pieces[k - 1]
+            out.append((owner.context_encoder, owner.core, rows))
+        return out
+
+    def _beta_of(self, context: torch.Tensor) -> torch.Tensor:
+        return context[:, self.spec.x_features]
+
     # -- densities -----------------------------------------------------------------------
     def log_prob(self, inputs: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """log q(inputs | context), including the Jacobian of the fixed transforms.
@@ -169,7 +288,12 @@ class ConditionalDensityEstimator(nn.Module):
         Returns:
             shape (b,), float64; ``-inf`` for inputs outside the box.
         """
-        return self._log_prob_features(inputs, self.context_encoder(context))
+        if not self.pieces:
+            return self._log_prob_features(inputs, self.context_encoder(context))
+        out = torch.empty(inputs.shape[0], dtype=torch.float64, device=inputs.device)
+        for encoder, core, rows in self._parts(self._beta_of(context)):
+            out[rows] = self._log_prob_features(inputs[rows], encoder(context[rows]), core)
+        return out
 
     def log_prob_at_betas(
         self, inputs: torch.Tensor, x: torch.Tensor, betas: torch.Tensor
@@ -189,23 +313,28 @@ class ConditionalDensityEstimator(nn.Module):
         """
         if not self.beta_conditioned:
             raise ValueError("log_prob_at_betas needs a beta-conditioned estimator")
-        h_x = self.context_encoder.embed_x(x)
+        embedded: dict[int, torch.Tensor] = {}  # x embedded once per set of weights
         rows = []
         for beta in betas:
             beta_col = torch.full((x.shape[0],), float(beta), dtype=torch.float64, device=x.device)
-            rows.append(
-                self._log_prob_features(inputs, self.context_encoder.with_beta(h_x, beta_col))
-            )
+            ((encoder, core, _),) = self._parts(beta_col[:1])
+            if id(encoder) not in embedded:
+                embedded[id(encoder)] = encoder.embed_x(x)
+            h = encoder.with_beta(embedded[id(encoder)], beta_col)
+            rows.append(self._log_prob_features(inputs, h, core))
         return torch.stack(rows)
 
-    def _log_prob_features(self, inputs: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def _log_prob_features(
+        self, inputs: torch.Tensor, h: torch.Tensor, core: nn.Module | None = None
+    ) -> torch.Tensor:
+        core = self.core if core is None else core
         inside = self.input_transform.in_support(inputs)
         safe = inputs.to(torch.float64)
         if not bool(inside.all()) and self.input_transform.box is not None:
             centre = 0.5 * (self.input_transform.box.low + self.input_transform.box.high)
             safe = torch.where(inside[:, None], safe, centre)
         y, log_det = self.input_transform(safe)
-        log_q = self.core.log_prob(y.to(torch.float32), h).to(torch.float64) + log_det
+        log_q = core.log_prob(y.to(torch.float32), h).to(torch.float64) + log_det
         return torch.where(inside, log_q, torch.full_like(log_q, -math.inf))
 
     def _draw_noise(self, m: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -240,15 +369,41 @@ class ConditionalDensityEstimator(nn.Module):
             ``inputs`` (m, n, d) float64, inside the box; log q (m, n) float64
             or ``None``.
         """
-        m, d = context.shape[0], self.inputs_features
+        m = context.shape[0]
         noise = self._draw_noise(m, n, generator)
-        h = self.context_encoder(context)
+        if not self.pieces:
+            return self._sample_rows(
+                noise, self.context_encoder(context), self.core, with_log_prob, chunk_rows
+            )
+        out = torch.empty((m, n, self.inputs_features), dtype=torch.float64, device=self.device)
+        log_q = (
+            torch.empty((m, n), dtype=torch.float64, device=self.device) if with_log_prob else None
+        )
+        for encoder, core, rows in self._parts(self._beta_of(context)):
+            part, part_log_q = self._sample_rows(
+                noise[rows], encoder(context[rows]), core, with_log_prob, chunk_rows
+            )
+            out[rows] = part
+            if log_q is not None and part_log_q is not None:
+                log_q[rows] = part_log_q
+        return out, log_q
+
+    def _sample_rows(
+        self,
+        noise: torch.Tensor,
+        h: torch.Tensor,
+        core: nn.Module,
+        with_log_prob: bool,
+        chunk_rows: int,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Push base noise (m, n, k) through ``core`` given features h (m, e), in chunks."""
+        m, n, d = noise.shape[0], noise.shape[1], self.inputs_features
         out = torch.empty((m, n, d), dtype=torch.float64, device=self.device)
         log_q = (
             torch.empty((m, n), dtype=torch.float64, device=self.device) if with_log_prob else None
         )
         for (i0, i1), (j0, j1) in _blocks(m, n, chunk_rows):
-            y, lq = self.core.sample_from_noise(noise[i0:i1, j0:j1], h[i0:i1], with_log_prob)
+            y, lq = core.sample_from_noise(noise[i0:i1, j0:j1], h[i0:i1], with_log_prob)
             inputs, log_det = self.input_transform.inverse(y.reshape(-1, d))
             out[i0:i1, j0:j1] = inputs.reshape(i1 - i0, j1 - j0, d)
             if log_q is not None and lq is not None:

@@ -86,6 +86,11 @@ def _header(estimator: ConditionalDensityEstimator, metadata: dict[str, Any]) ->
         "beta_range": None if estimator.beta_range is None else list(estimator.beta_range),
         "prior_box": None if spec.low is None else {"low": list(spec.low), "high": list(spec.high)},
         "standardization": _standardization(estimator),
+        # other weight sets serving ranges of temperature (set_temperature_pieces)
+        "temperature_pieces": {
+            "count": len(estimator.pieces),
+            "cells": estimator.temperature_cells,
+        },
         "metadata": metadata,
     }
 
@@ -243,9 +248,12 @@ def load_estimator(
     except (KeyError, ValueError) as error:
         raise ModelFileError(f"{path}: invalid estimator spec in the header: {error}") from error
     estimator = build_estimator(spec, embedding_net)
+    pieces = header.get("temperature_pieces") or {"count": 0}  # files before pieces: none
     try:
+        if pieces["count"]:
+            estimator.add_temperature_pieces(int(pieces["count"]), int(pieces["cells"]))
         estimator.load_state_dict(tensors, strict=True)
-    except RuntimeError as error:
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
         raise ModelFileError(
             f"{path}: the stored weights do not fit the architecture in the header"
             + (" (is embedding_net the same architecture?)" if embedding_net is not None else "")

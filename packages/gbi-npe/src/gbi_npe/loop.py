@@ -51,6 +51,8 @@ class History:
             continuous beta: the loss at each temperature of the validation
             grid), so one can see which part stops improving first.
         validation_part_labels: what each part is (e.g. ``"beta=0.1"``).
+        validation_part_best_epochs: with ``TrainConfig.per_temperature``,
+            the epoch whose weights each part keeps.
     """
 
     train_loss: tuple[float, ...] = field(metadata=_PER_EPOCH)
@@ -65,6 +67,7 @@ class History:
     learning_rates: tuple[float, ...] = field(default=(), metadata=_PER_EPOCH)
     validation_parts: tuple[tuple[float, ...], ...] = field(default=(), metadata=_PER_EPOCH)
     validation_part_labels: tuple[str, ...] = ()
+    validation_part_best_epochs: tuple[int, ...] = ()
 
     @staticmethod
     def per_epoch_fields() -> tuple[str, ...]:
@@ -87,6 +90,7 @@ class History:
         out["learning_rates"] = list(self.learning_rates)
         out["validation_parts"] = [list(p) for p in self.validation_parts]
         out["validation_part_labels"] = list(self.validation_part_labels)
+        out["validation_part_best_epochs"] = list(self.validation_part_best_epochs)
         return out
 
 
@@ -147,6 +151,7 @@ def train_loop(
     n_validation: int = 0,
     description: str = "training",
     validation_parts: tuple[Callable[[], Any], tuple[str, ...]] | None = None,
+    part_states: dict[int, dict[str, torch.Tensor]] | None = None,
 ) -> History:
     """Minibatch Adam with clipping, validation, early stopping and best-weight restore.
 
@@ -169,6 +174,10 @@ def train_loop(
         validation_parts: ``(parts_fn, labels)``: after each validation,
             ``parts_fn()`` gives the parts of the loss just computed (one per
             label), recorded in the History.
+        part_states: with ``config.per_temperature`` and ``validation_parts``,
+            filled with ``{part index: state_dict of its best epoch}`` (parts
+            best at the same epoch share one dict object); training then runs
+            until no part improves.
 
     Returns:
         The History; ``module`` holds the best weights (or the last, without
@@ -195,6 +204,9 @@ def train_loop(
     # the plateau test runs on an exponential moving average of the curve
     alpha = 2.0 / (config.smoothing + 1.0)
     smoothed, best_smoothed = None, np.inf
+    per_part = config.per_temperature and validation_parts is not None
+    part_best = part_smoothed = part_best_smoothed = part_epoch = None
+    states_by_epoch: dict[int, dict[str, torch.Tensor]] = {}
     stopped_early = False
     start = time.perf_counter()
     with torch.random.fork_rng(devices=cuda_devices):
@@ -238,11 +250,33 @@ def train_loop(
                 if value < best:
                     best, best_epoch = value, epoch
                     best_state = copy.deepcopy(module.state_dict())
+                part_progress = False
+                if per_part:
+                    now = np.asarray(parts[-1], dtype=np.float64)
+                    if part_best is None:
+                        part_best = np.full(now.shape, np.inf)
+                        part_best_smoothed = np.full(now.shape, np.inf)
+                        part_epoch = np.zeros(now.shape, dtype=int)
+                    improved = now < part_best
+                    if improved.any():
+                        states_by_epoch[epoch] = (
+                            best_state
+                            if best_epoch == epoch
+                            else copy.deepcopy(module.state_dict())
+                        )
+                        part_best[improved], part_epoch[improved] = now[improved], epoch
+                        for old in set(states_by_epoch) - set(part_epoch.tolist()):
+                            del states_by_epoch[old]
+                    part_smoothed = (
+                        now if part_smoothed is None else alpha * now + (1 - alpha) * part_smoothed
+                    )
+                    part_progress = bool(np.any(part_smoothed < part_best_smoothed))
+                    part_best_smoothed = np.minimum(part_best_smoothed, part_smoothed)
                 if average is not None:
                     average.swap()
                 smoothed = value if smoothed is None else alpha * value + (1 - alpha) * smoothed
-                if smoothed < best_smoothed:
-                    best_smoothed, bad_epochs = smoothed, 0
+                if smoothed < best_smoothed or part_progress:
+                    best_smoothed, bad_epochs = min(smoothed, best_smoothed), 0
                 else:
                     bad_epochs += 1
                     if config.lr_patience is not None and bad_epochs % config.lr_patience == 0:
@@ -253,6 +287,8 @@ def train_loop(
                 stopped_early = epoch < config.max_epochs - 1
                 break
         bar.close()
+    if part_states is not None and part_epoch is not None:
+        part_states.update({k: states_by_epoch[int(e)] for k, e in enumerate(part_epoch)})
     if best_state is not None:
         module.load_state_dict(best_state)
     elif average is not None:
@@ -271,4 +307,5 @@ def train_loop(
         learning_rates=tuple(learning_rates),
         validation_parts=tuple(parts),
         validation_part_labels=() if validation_parts is None else tuple(validation_parts[1]),
+        validation_part_best_epochs=() if part_epoch is None else tuple(int(e) for e in part_epoch),
     )

@@ -188,6 +188,7 @@ def _fit_continuous(
         beta_draws = distribution.sample(_BETA_STATS_DRAWS, np.random.default_rng(beta_seq))
         estimator.set_standardization(theta, x, stats_weights, np.asarray(beta_draws))
     estimator.record_beta_range(float(distribution.low), float(distribution.high))
+    estimator.clear_temperature_pieces()  # training goes on from the main weights
     theta_t, x_t = _tensor(theta, device), _tensor(x, device)
     objective = ContinuousBetaNLL(
         estimator, theta_t, x_t, train, distribution, log_weights_fn, config.pair_sampling
@@ -201,7 +202,8 @@ def _fit_continuous(
             grid,
             None if grid_log_weights is None else grid_log_weights[:, val],
         )
-    return train_loop(
+    part_states: dict[int, dict[str, torch.Tensor]] = {}
+    history = train_loop(
         estimator,
         objective.batch_loss,
         train.size,
@@ -213,7 +215,15 @@ def _fit_continuous(
         validation_parts=None
         if validation is None
         else (lambda: validation.last_losses, tuple(f"beta={b:.4g}" for b in grid)),
+        part_states=part_states,
     )
+    if part_states:
+        best = history.best_epoch
+        epochs = history.validation_part_best_epochs
+        estimator.set_temperature_pieces(
+            grid, [None if epochs[g] == best else part_states[g] for g in range(grid.size)]
+        )
+    return history
 
 
 def fit(

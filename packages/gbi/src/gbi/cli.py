@@ -107,6 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "pair_sampling",
         "pool_contrast",
         "ema_decay",
+        "per_temperature",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -340,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a moving average of the posterior network's weights with this decay per "
         "step (e.g. 0.999) and validate and return it (default: the raw weights)",
     )
+    p.add_argument(
+        "--per-temperature",
+        action="store_const",
+        const=True,
+        help="early stopping per temperature: each beta of the validation grid keeps the "
+        "posterior network's weights of its own best epoch, and training runs until none "
+        "improves (longer training; small beta overfits early, large beta improves longer)",
+    )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 
     p = _parser_for(sub, "train", "train an amortized power posterior", cmd_train)
@@ -391,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="keep a moving average of the posterior network's weights with this decay per "
         "step (e.g. 0.999) and validate and return it (default: the raw weights)",
+    )
+    p.add_argument(
+        "--per-temperature",
+        action="store_const",
+        const=True,
+        help="early stopping per temperature: each beta of the validation grid keeps the "
+        "posterior network's weights of its own best epoch, and training runs until none "
+        "improves (longer training; small beta overfits early, large beta improves longer)",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -19,6 +19,7 @@ LEGACY_SETTINGS = {
     "pair_sampling": "uniform",
     "pool_contrast": 0,
     "ema_decay": None,
+    "per_temperature": False,
 }
 
 
@@ -81,6 +82,11 @@ class RunConfig:
             weights at a nearby temperature; the same objective with a less
             noisy gradient where the weights are uneven, but no better on the
             benchmark tasks, see ``gbi_npe.TrainConfig``).
+        per_temperature: early stopping per temperature for Route B's
+            posterior network: each temperature of its validation grid keeps the weights
+            of its own best epoch, and training runs until none improves
+            (``gbi_npe.TrainConfig.per_temperature``). Small beta, with few
+            effective pairs, overfits early; large beta improves for longer.
         ema_decay: the posterior network keeps an exponential moving average
             of its weights with this decay per step, and is validated, stopped
             and returned with it (``gbi_npe.TrainConfig.ema_decay``). None:
@@ -122,6 +128,7 @@ class RunConfig:
     pair_sampling: str = "uniform"
     pool_contrast: int = 0
     ema_decay: float | None = None
+    per_temperature: bool = False
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -208,6 +215,8 @@ class RunConfig:
             or not 0 < self.ema_decay < 1
         ):
             raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {self.ema_decay!r}")
+        if not isinstance(self.per_temperature, bool):
+            raise ValueError(f"per_temperature must be a bool, got {self.per_temperature!r}")
         if not 0 < self.auto_min_relative_ess < 1:
             raise ValueError("auto_min_relative_ess must lie in (0, 1)")
 

@@ -1,0 +1,168 @@
+"""Early stopping per temperature: a weight set per temperature cell, and the loop."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gbi_npe import (
+    LogUniformBeta,
+    Posterior,
+    SplineFlowConfig,
+    TrainConfig,
+    fit,
+    load_estimator,
+    make_npe,
+    save_estimator,
+)
+from gbi_npe.loop import train_loop
+
+SMALL = SplineFlowConfig(num_layers=2, hidden_features=16, num_blocks=1, num_bins=4)
+GRID = [0.1, 0.5, 2.0]  # cells meet at sqrt(0.05) = 0.224 and 1.0
+X = np.array([0.3, -1.0, 2.0])
+
+
+@pytest.fixture
+def two_weight_sets(make_ready):
+    """The same estimator (A) and a copy with other encoder and core weights (B)."""
+    a = make_ready(SMALL, 2, x_dim=3)
+    b = copy.deepcopy(a)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in b.named_parameters():
+            if name.startswith(("core.", "context_encoder.")):
+                p.add_(0.3 * torch.randn(p.shape, generator=generator))
+    return a, b
+
+
+def _log_prob(estimator, theta, beta):
+    return Posterior(estimator).log_prob(theta, X, beta)
+
+
+def test_each_temperature_is_served_by_its_cells_weights(two_weight_sets, tmp_path):
+    a, b = two_weight_sets
+    pieced = copy.deepcopy(a)
+    assert pieced.set_temperature_pieces(GRID, [None, b.state_dict(), None]) == 2
+    assert len(pieced.pieces) == 1 and pieced.temperature_cells == 3
+    theta = Posterior(a).sample(20, X, 1.0, seed=0)
+    for beta, owner in [(0.1, a), (0.2, a), (0.25, b), (0.5, b), (0.99, b), (1.01, a), (2.0, a)]:
+        np.testing.assert_allclose(
+            _log_prob(pieced, theta, beta), _log_prob(owner, theta, beta), rtol=1e-6
+        )
+    # draws: every row uses its own cell's weights on the same base noise
+    betas = np.array([0.1, 0.5, 2.0, 0.3])
+    xs = np.tile(X, (4, 1))
+    mixed = Posterior(pieced).sample(7, xs, betas, seed=3)
+    for owner, rows in ((a, [0, 2]), (b, [1, 3])):
+        alone = Posterior(owner).sample(7, xs, betas, seed=3)
+        np.testing.assert_allclose(mixed[rows], alone[rows], rtol=1e-6)
+    # the grid check on x embeddings per weight set agrees with log_prob
+    with torch.no_grad():
+        t = torch.as_tensor(theta[:5])
+        xt = torch.as_tensor(np.tile(X, (5, 1)))
+        grid_lp = pieced.log_prob_at_betas(t, xt, torch.tensor([0.1, 0.5]))
+    np.testing.assert_allclose(grid_lp[1].numpy(), _log_prob(b, theta[:5], 0.5), rtol=1e-6)
+    # a model file keeps the pieces; an estimator without them loads as before
+    path = save_estimator(pieced, tmp_path / "pieced.safetensors")
+    loaded = load_estimator(path)
+    assert loaded.temperature_cells == 3
+    np.testing.assert_allclose(_log_prob(loaded, theta, 0.5), _log_prob(b, theta, 0.5), rtol=1e-6)
+    assert load_estimator(save_estimator(a, tmp_path / "a.safetensors")).temperature_cells == 0
+    pieced.clear_temperature_pieces()
+    assert not any(k.startswith(("pieces.", "log_edges", "piece_of")) for k in pieced.state_dict())
+
+
+def test_one_shared_state_makes_one_piece_and_none_makes_none(two_weight_sets):
+    a, b = two_weight_sets
+    state = b.state_dict()
+    assert a.set_temperature_pieces(GRID, [state, state, None]) == 2
+    assert a.piece_of_cell.tolist() == [1, 1, 0]
+    assert a.set_temperature_pieces(GRID, [None, None, None]) == 1 and not a.pieces
+    with pytest.raises(ValueError, match="increasing"):
+        a.set_temperature_pieces([0.5, 0.1, 2.0], [None, state, None])
+    with pytest.raises(ValueError, match="one state per temperature"):
+        a.set_temperature_pieces(GRID, [None, state])
+
+
+def test_the_loop_keeps_each_parts_best_epoch_and_waits_for_the_slowest():
+    """Part 0 is best at epoch 3 and then worsens; part 1 improves until epoch 29.
+    Stopping on the total would end near epoch 3 + patience; per temperature it
+    runs until part 1 stalls, and each part keeps its own epoch's weights."""
+    epochs, patience = 60, 5
+    part0 = [1.0 - 0.1 * min(e, 3) + 0.05 * max(0, e - 3) for e in range(epochs)]
+    part1 = [1.0 - 0.01 * min(e, 29) for e in range(epochs)]
+    values = iter(range(epochs))
+    module = nn.Linear(1, 1)
+    seen = []
+
+    def validation():
+        seen.append(next(values))
+        return part0[seen[-1]] + part1[seen[-1]]
+
+    def run(per_temperature, states):
+        seen.clear()
+        nonlocal values
+        values = iter(range(epochs))
+        config = TrainConfig(
+            max_epochs=epochs,
+            patience=patience,
+            per_temperature=per_temperature,
+            progress=False,
+            device="cpu",
+        )
+        return train_loop(
+            module,
+            lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+            8,
+            config,
+            validation,
+            validation_parts=(lambda: (part0[seen[-1]], part1[seen[-1]]), ("a", "b")),
+            part_states=states,
+        )
+
+    states: dict = {}
+    total_only = run(False, states)
+    assert total_only.epochs == 3 + patience + 1 and not states
+    history = run(True, states)
+    assert history.validation_part_best_epochs == (3, 29)
+    assert history.epochs == 29 + patience + 1
+    assert set(states) == {0, 1} and states[0] is not states[1]
+    assert history.to_dict()["validation_part_best_epochs"] == [3, 29]
+
+
+def test_fit_per_temperature_end_to_end(tmp_path):
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(-1, 1, (600, 2))
+    x = theta + 0.3 * rng.normal(size=(600, 2))
+    scores = -np.sum((theta - x) ** 2, axis=1) / 0.18
+    scores -= scores.max()
+
+    def log_weights_fn(beta, index):  # r^(beta - 1), normalized over the base set
+        lw = (beta - 1.0) * scores[index]
+        return lw - np.logaddexp.reduce((beta[0] - 1.0) * scores)
+
+    npe = make_npe(2, 2, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
+    config = TrainConfig(
+        max_epochs=30, patience=5, per_temperature=True, progress=False, device="cpu"
+    )
+    history = fit(
+        npe, theta, x, LogUniformBeta(0.1, 2.0), log_weights_fn=log_weights_fn, config=config
+    )
+    parts = np.asarray(history.validation_parts)
+    assert len(history.validation_part_best_epochs) == config.validation_betas
+    for g, epoch in enumerate(history.validation_part_best_epochs):
+        assert parts[epoch, g] == parts[:, g].min()
+    distinct = {e for e in history.validation_part_best_epochs if e != history.best_epoch}
+    assert len(npe.pieces) == len(distinct)
+    assert npe.temperature_cells == (config.validation_betas if distinct else 0)
+    posterior = Posterior(npe)
+    draws = posterior.sample(5, [0.1, 0.2], 0.15, seed=0)
+    path = posterior.save(tmp_path / "p.safetensors")
+    np.testing.assert_allclose(
+        Posterior.load(path).log_prob(draws, [0.1, 0.2], 0.15),
+        posterior.log_prob(draws, [0.1, 0.2], 0.15),
+    )
