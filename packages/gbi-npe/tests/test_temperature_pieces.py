@@ -134,6 +134,14 @@ def test_the_loop_keeps_each_parts_best_epoch_and_waits_for_the_slowest():
     assert history.to_dict()["validation_part_best_epochs"] == [3, 29]
 
 
+def test_per_temperature_needs_a_beta_distribution():
+    npe = make_npe(2, 2, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
+    theta = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    config = TrainConfig(max_epochs=2, per_temperature=True, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="per_temperature needs beta to be a BetaDistribution"):
+        fit(npe, theta, theta, 1.0, config=config)
+
+
 def test_fit_per_temperature_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     theta = rng.uniform(-1, 1, (600, 2))

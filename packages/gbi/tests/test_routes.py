@@ -217,6 +217,7 @@ def test_user_simulator_end_to_end() -> None:
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
         ({"per_temperature": "yes"}, "per_temperature must be a bool"),
+        ({"per_temperature": True, "route": "a"}, "per_temperature needs route"),
     ],
 )
 def test_bad_settings(kwargs: dict, match: str) -> None:

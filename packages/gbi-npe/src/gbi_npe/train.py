@@ -317,6 +317,11 @@ def fit(
         return _fit_continuous(estimator, theta_a, x_a, beta, log_weights_fn, config, groups)
     if groups is not None:
         raise ValueError("groups needs beta to be a BetaDistribution")
+    if config.per_temperature:
+        raise ValueError(
+            "per_temperature needs beta to be a BetaDistribution: it stops training per "
+            "temperature of the validation grid, which fixed betas per row do not have"
+        )
     if log_weights_fn is not None:
         raise ValueError(
             "log_weights_fn needs beta to be a BetaDistribution (e.g. LogUniformBeta(0.1, 2.0)); "

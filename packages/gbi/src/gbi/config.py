@@ -217,6 +217,11 @@ class RunConfig:
             raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {self.ema_decay!r}")
         if not isinstance(self.per_temperature, bool):
             raise ValueError(f"per_temperature must be a bool, got {self.per_temperature!r}")
+        if self.per_temperature and self.route not in ("b-nre", "b-nle"):
+            raise ValueError(
+                "per_temperature needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' train "
+                f"on pairs with a fixed beta each), got route {self.route!r}"
+            )
         if not 0 < self.auto_min_relative_ess < 1:
             raise ValueError("auto_min_relative_ess must lie in (0, 1)")
 
