@@ -27,7 +27,7 @@ def test_variant_records_get_their_own_section_and_command(monkeypatch) -> None:
     records = {"hh-auto": auto, "hh": base, "hyper": base}
     assert [k for k, _ in run._variants(records, "hh")] == ["hh", "hh-auto"]
     results = run.build_results(records)
-    assert results.count("`nox -s bench -- hh --route auto`") == 1
+    assert results.count("`nox -s bench -- hh --route auto`, measured at") == 1
     assert "Route AUTO model" in results and "Route B-NLE model" in results
     assert results.count("Route auto's choice: Route A pairs for 8 of 16") == 1
     assert "## hh-auto" in run.build_markdown(records)
