@@ -71,6 +71,10 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
         (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "ema_decay must lie"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
         (["simulate", "two_moons", "-n", "3", "--out", "s.txt"], ".npz"),
+        (
+            ["simulate", "two_moons", "-n", "3", "--out", "s.npz", "--ema-decay", "0.9"],
+            "unrecognized",
+        ),
         (["sample", "nowhere", "--x", "0,0", "--beta", "1", "--out", "s.npy"], "not a gbi run"),
     ],
 )

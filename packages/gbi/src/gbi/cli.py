@@ -335,20 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, required=True, help="number of simulations")
     p.add_argument("--out", required=True, help="output .npz (theta, x)")
     p.add_argument("--chunk-size", type=int, default=10_000, help="simulations per chunk")
-    p.add_argument(
-        "--ema-decay",
-        type=float,
-        help="keep a moving average of the posterior network's weights with this decay per "
-        "step (e.g. 0.999) and validate and return it (default: the raw weights)",
-    )
-    p.add_argument(
-        "--per-temperature",
-        action="store_const",
-        const=True,
-        help="early stopping per temperature: each beta of the validation grid keeps the "
-        "posterior network's weights of its own best epoch, and training runs until none "
-        "improves (longer training; small beta overfits early, large beta improves longer)",
-    )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 
     p = _parser_for(sub, "train", "train an amortized power posterior", cmd_train)
