@@ -11,10 +11,19 @@ declares) from its folder, non-editable, with its ``test`` extra, into a fresh
 virtual environment, and runs its tests from inside the package directory, so
 a dependency missing from its pyproject.toml fails the session. Torch is
 pinned to the CPU build through ``constraints.txt``.
+
+Every environment is rebuilt on each run, so the test sessions delete theirs
+when they end (pass or fail): a full ``nox`` then needs the disk of one
+environment with torch (about 1.7 GB), not of all seven (about 7 GB). Set
+``GBI_NOX_KEEP_ENVS=1`` to keep them, for instance to rerun with ``nox -r``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -65,6 +74,19 @@ def _local_closure(name: str) -> list[str]:
     return order
 
 
+@contextlib.contextmanager
+def _discarded_afterwards(session: nox.Session) -> Iterator[None]:
+    """Delete the session's environment when the block ends, unless asked to keep it."""
+    try:
+        yield
+    finally:
+        location = getattr(session.virtualenv, "location", None)
+        keep = os.environ.get("GBI_NOX_KEEP_ENVS", "") not in ("", "0")
+        if location and not keep and Path(location).is_dir():
+            session.log(f"removing {location} (set GBI_NOX_KEEP_ENVS=1 to keep it)")
+            shutil.rmtree(location, ignore_errors=True)
+
+
 def _install(session: nox.Session, names: list[str], extra: str | None) -> None:
     """Install local packages (non-editable) with the pinned constraints."""
     if not names:
@@ -79,23 +101,24 @@ def _install(session: nox.Session, names: list[str], extra: str | None) -> None:
 def _make_test_session(package: str) -> None:
     @nox.session(name=f"tests-{package}", python=None)
     def _tests(session: nox.Session) -> None:
-        names = _local_closure(package)
-        _install(session, names[:-1], extra=None)
-        _install(session, [package], extra="test")
-        module = package.replace("-", "_")
-        session.chdir(PACKAGES[package])
-        session.run(
-            "pytest",
-            "-c",
-            PYTEST_CONFIG,
-            "--rootdir",
-            ".",
-            "--doctest-modules",
-            "--pyargs",
-            module,
-            "tests",
-            *session.posargs,
-        )
+        with _discarded_afterwards(session):
+            names = _local_closure(package)
+            _install(session, names[:-1], extra=None)
+            _install(session, [package], extra="test")
+            module = package.replace("-", "_")
+            session.chdir(PACKAGES[package])
+            session.run(
+                "pytest",
+                "-c",
+                PYTEST_CONFIG,
+                "--rootdir",
+                ".",
+                "--doctest-modules",
+                "--pyargs",
+                module,
+                "tests",
+                *session.posargs,
+            )
 
     _tests.__doc__ = f"Test {package} alone: installed non-editable from its folder."
 
@@ -107,22 +130,24 @@ for _package in PACKAGES:
 @nox.session
 def integration(session: nox.Session) -> None:
     """All packages installed together; the cross-package tests in tests/."""
-    order: list[str] = []
-    for package in PACKAGES:
-        order += [p for p in _local_closure(package) if p not in order]
-    # Plain first (pip resolves sibling requirements to these folders), then the extras.
-    _install(session, order, extra=None)
-    _install(session, order, extra="test")
-    session.install("-c", CONSTRAINTS, "dask[distributed]")
-    session.run("pytest", "-c", PYTEST_CONFIG, "tests", *session.posargs)
+    with _discarded_afterwards(session):
+        order: list[str] = []
+        for package in PACKAGES:
+            order += [p for p in _local_closure(package) if p not in order]
+        # Plain first (pip resolves sibling requirements to these folders), then the extras.
+        _install(session, order, extra=None)
+        _install(session, order, extra="test")
+        session.install("-c", CONSTRAINTS, "dask[distributed]")
+        session.run("pytest", "-c", PYTEST_CONFIG, "tests", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
-    session.install("ruff>=0.6")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    with _discarded_afterwards(session):
+        session.install("ruff>=0.6")
+        session.run("ruff", "check", ".")
+        session.run("ruff", "format", "--check", ".")
 
 
 @nox.session
