@@ -170,8 +170,10 @@ def test_weight_averaging_validates_and_returns_the_moving_average():
     (its normalized step is ``g / |g|`` up to eps), so the live weight after k
     steps is ``w0 - k lr`` and the moving average has a closed recursion. The
     validation sees the average, training goes on from the live weights, and
-    the average of the best epoch is returned."""
-    lr, decay, batches, epochs = 0.01, 0.9, 4, 6
+    the average of the best epoch is returned. The decay warms up as
+    ``min(decay, (1 + t) / (10 + t))``: with 0.6 the first 12 of the 24 steps
+    use the warm-up and the rest the decay itself."""
+    lr, decay, batches, epochs = 0.01, 0.6, 4, 6
 
     def run(ema_decay, validate):
         torch.manual_seed(0)
@@ -201,8 +203,9 @@ def test_weight_averaging_validates_and_returns_the_moving_average():
     start, raw, _, _ = run(None, False)
     np.testing.assert_allclose(raw, live[-1], atol=1e-5)
     average = [start]
-    for w in live[1:]:
-        average.append(average[-1] + (1 - decay) * (w - average[-1]))
+    for t, w in enumerate(live[1:], start=1):
+        d = min(decay, (1 + t) / (10 + t))
+        average.append(average[-1] + (1 - d) * (w - average[-1]))
     # the validation loss w falls every epoch: the last average is validated best and kept
     _, kept, seen, history = run(decay, True)
     np.testing.assert_allclose(seen, average[batches::batches], atol=1e-5)

@@ -68,7 +68,8 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
         (["train", "two_moons", "--patience", "0", "--out", "x"], "patience must be"),
         (["train", "two_moons", "--nle-contrast", "-1", "--out", "x"], "nle_contrast must be"),
         (["train", "two_moons", "--pair-sampling", "x", "--out", "x"], "invalid choice"),
-        (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "ema_decay must lie"),
+        (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "decay must lie in (0, 1)"),
+        (["train", "two_moons", "--ema-decay", "fast", "--out", "x"], "or 'none'"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
         (["simulate", "two_moons", "-n", "3", "--out", "s.txt"], ".npz"),
         (
@@ -236,3 +237,50 @@ def test_demo_at_reduced_size(tmp_path: Path) -> None:
         assert beta in result.stdout
     assert (tmp_path / "demo" / "metrics.json").is_file()
     assert (tmp_path / "demo" / "figures" / "pairs_across_beta.png").is_file()
+
+
+def test_train_reuse_and_the_posterior_network_switches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--simulations", "300", "--max-epochs", "2", "--no-progress", "--device", "cpu"]
+    code, _, err = run_in_process(
+        capsys,
+        "train",
+        "two_moons",
+        "--out",
+        str(tmp_path / "a"),
+        "--ema-decay",
+        "none",
+        "--no-per-temperature",
+        *common,
+    )
+    assert code == 0, err
+    config = (tmp_path / "a" / "config.json").read_text()
+    assert '"ema_decay": null' in config and '"per_temperature": false' in config
+    code, _, err = run_in_process(
+        capsys,
+        "train",
+        "two_moons",
+        "--out",
+        str(tmp_path / "b"),
+        "--reuse",
+        str(tmp_path / "a"),
+        *common,
+    )
+    assert code == 0, err
+    assert "reusing from" in err and "surrogate_nre.safetensors" in err
+    config = (tmp_path / "b" / "config.json").read_text()
+    assert '"ema_decay": 0.998' in config and '"per_temperature": true' in config
+    code, _, err = run_in_process(
+        capsys,
+        "train",
+        "two_moons",
+        "--out",
+        str(tmp_path / "c"),
+        "--reuse",
+        str(tmp_path / "a"),
+        "--seed",
+        "1",
+        *common,
+    )
+    assert code == 2 and "seed: stored 0, now 1" in err

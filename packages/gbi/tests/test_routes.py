@@ -113,27 +113,31 @@ def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> No
     # runs written before pair_sampling / nle_contrast / ema_decay / per_temperature
     # existed used "uniform" / 0 / None / False
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
-    gbi.train("two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY)
+    old = {"nle_contrast": 0, "ema_decay": None, "per_temperature": False}
+    gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **old, **kwargs, **TINY)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     for key in ("pair_sampling", "nle_contrast", "ema_decay", "per_temperature"):
         del stored[key]
     (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
-    again = gbi.train(
-        "two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY
-    )
+    again = gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **old, **kwargs, **TINY)
     assert again.report["weights"]["form"] == "nle"
     with pytest.raises(RunConfigMismatch, match="pair_sampling: stored 'uniform', now 'weights'"):
         gbi.train(
             "two_moons",
             route="b-nle",
             out=tmp_path / "run",
-            nle_contrast=0,
             pair_sampling="weights",
+            **old,
             **kwargs,
             **TINY,
         )
     with pytest.raises(RunConfigMismatch, match="nle_contrast: stored 0, now 1000"):
         gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **kwargs, **TINY)
+    # today's defaults train the posterior network differently: refused, not mixed
+    with pytest.raises(RunConfigMismatch, match=r"ema_decay: stored None, now 0\.998"):
+        gbi.train(
+            "two_moons", route="b-nle", out=tmp_path / "run", nle_contrast=0, **kwargs, **TINY
+        )
 
 
 def test_weighted_pair_sampling_end_to_end(tmp_path: Path) -> None:
@@ -393,3 +397,31 @@ def test_pool_contrast_end_to_end_and_checked(tmp_path: Path, monkeypatch) -> No
 def test_the_cli_knows_the_pair_samplings_gbi_npe_accepts() -> None:
     # gbi.config keeps its own copy (it is imported without torch, for the CLI's start)
     assert gbi.config.PAIR_SAMPLINGS == gbi_npe.config.PAIR_SAMPLING
+
+
+def test_reuse_retrains_only_the_posterior_network(tmp_path: Path) -> None:
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    first = gbi.train("two_moons", out=tmp_path / "a", ema_decay=None, **kwargs, **TINY)
+    second = gbi.train(
+        "two_moons", out=tmp_path / "b", reuse=tmp_path / "a", ema_decay=0.9, **kwargs, **TINY
+    )
+    assert second.report["simulations"]["reused"] == 300
+    # the NRE and its scores were taken over, not retrained: the same weights
+    for name in ("surrogate_nre.json", "scores_nre.npz"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+    assert second.report["weights"]["relative_ess"] == first.report["weights"]["relative_ess"]
+    assert second.report["config"]["ema_decay"] == 0.9
+    x = [0.0, 0.1]
+    assert not np.allclose(
+        first.posterior.sample(5, x, 1.0, seed=0), second.posterior.sample(5, x, 1.0, seed=0)
+    )
+    with pytest.raises(RunConfigMismatch, match="simulations: stored 300, now 200"):
+        gbi.train(
+            "two_moons",
+            out=tmp_path / "c",
+            reuse=tmp_path / "a",
+            **(kwargs | {"simulations": 200}),
+            **TINY,
+        )
+    with pytest.raises(ValueError, match="reuse needs out"):
+        gbi.train("two_moons", reuse=tmp_path / "a", **kwargs, **TINY)

@@ -46,3 +46,31 @@ def test_not_a_folder(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         RunDirectory(tmp_path / "file", {})
+
+
+def test_adopt_links_the_named_stages_and_refuses_other_differences(tmp_path: Path) -> None:
+    source = RunDirectory(tmp_path / "a", {"problem": "p", "flow": "nsf", "seed": 0})
+    source.save_npz("simulations/chunk_00000.npz", theta=np.arange(3.0))
+    source.save_json("surrogate_nre.json", {"epochs": 4})
+    source.save_json("report.json", {"old": True})
+    target = RunDirectory(tmp_path / "b", {"problem": "p", "flow": "mdn", "seed": 0})
+    target.save_json("surrogate_nle.json", {"mine": True})
+    adopted = target.adopt(source.path, ["simulations", "surrogate_*"], frozenset({"flow"}))
+    assert adopted == ["simulations", "surrogate_nre.json"]
+    np.testing.assert_array_equal(
+        target.load_npz("simulations/chunk_00000.npz")["theta"], np.arange(3.0)
+    )
+    assert target.load_json("surrogate_nre.json") == {"epochs": 4}
+    assert not target.has("report.json")  # not named: the posterior's own files stay behind
+    assert target.load_json("config.json")["flow"] == "mdn"  # its own identity is kept
+    # a file it already holds is never replaced; a rewrite leaves the source alone
+    assert target.adopt(source.path, ["surrogate_*"], frozenset({"flow"})) == []
+    target.save_json("surrogate_nre.json", {"epochs": 9})
+    assert source.load_json("surrogate_nre.json") == {"epochs": 4}
+    other = RunDirectory(tmp_path / "c", {"problem": "p", "flow": "mdn", "seed": 1})
+    with pytest.raises(RunConfigMismatch, match="seed: stored 0, now 1"):
+        other.adopt(source.path, ["simulations"], frozenset({"flow"}))
+    with pytest.raises(RunConfigMismatch, match="not a run directory"):
+        other.adopt(tmp_path / "nowhere", ["simulations"], frozenset())
+    with pytest.raises(RunConfigMismatch, match="is this run directory"):
+        other.adopt(other.path, ["simulations"], frozenset())

@@ -384,10 +384,13 @@ class TrainConfig:
             against the other. Costs longer training and up to
             ``validation_betas`` weight sets in the model file.
         ema_decay: keep an exponential moving average of the weights, updated
-            after every optimizer step as ``avg += (1 - ema_decay) (w - avg)``
-            (Polyak averaging; 0.999 averages over about the last 1000
-            steps). Validation, the best-epoch snapshot and the returned
-            network use the average. ``None``: the raw weights.
+            after the ``t``-th optimizer step as ``avg += (1 - d_t) (w - avg)``
+            with ``d_t = min(ema_decay, (1 + t) / (10 + t))`` (Polyak
+            averaging with a warm-up, so the average never leans on the
+            initial weights; 0.998 spans about the last 500 steps once more
+            than 4500 are taken, the last tenth of the steps before).
+            Validation, the best-epoch snapshot and the returned network use
+            the average. ``None``: the raw weights.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"`` or ``"cuda:N"``.
         seed: seeds the split, the batch order, beta draws and dropout

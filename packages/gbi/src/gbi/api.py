@@ -12,7 +12,7 @@ from typing import Any
 
 import gbi_npe
 from gbi import routes
-from gbi.config import LEGACY_SETTINGS, RunConfig
+from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS, UPSTREAM_STAGES, RunConfig
 from gbi.problem import Problem, make_problem
 from gbi.rundir import RunDirectory
 from gbi.simulation import simulate_base_set
@@ -55,6 +55,7 @@ def train(
     progress: bool | None = None,
     verbose: bool = True,
     task_options: dict[str, Any] | None = None,
+    reuse: str | os.PathLike[str] | None = None,
     **settings: Any,
 ) -> TrainingResult:
     """Train an amortized posterior of ``problem`` for every beta in ``beta_range``.
@@ -74,6 +75,13 @@ def train(
         progress: progress bars (``None``: when stderr is a terminal).
         verbose: print what each stage does to stderr.
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
+        reuse: another run directory whose simulations, surrogates, scores
+            and synthesized pairs ``out`` takes over (hard links, else
+            copies), so that a change to the posterior network's settings
+            (``flow``, ``flow_layers``, ``ema_decay``, ``per_temperature``,
+            ``pair_sampling``) retrains that network alone. Its configuration
+            must equal this run's in every other setting
+            (``gbi.RunConfigMismatch`` otherwise). Needs ``out``.
         **settings: further ``gbi.RunConfig`` fields (``max_epochs``,
             ``stabilization``, ``flow``, ...).
 
@@ -98,6 +106,8 @@ def train(
         task_options=task_options,
         **settings,
     )
+    if reuse is not None and out is None:
+        raise ValueError("reuse needs out: the run directory that takes the stages over")
     if config.embedding == "stencil":  # fail before simulating, not after
         prob.stencil_embedding(config.hidden_features, config.embedding_features)
     if progress is None:
@@ -110,6 +120,9 @@ def train(
             stored["prior_low"] = prob.low.tolist()
             stored["prior_high"] = prob.high.tolist()
         run = RunDirectory(out, stored, LEGACY_SETTINGS)
+        if reuse is not None:
+            adopted = run.adopt(reuse, UPSTREAM_STAGES, POSTERIOR_SETTINGS)
+            log(f"reusing from {reuse}: {', '.join(adopted) or 'nothing new'}")
         if run.has("posterior.safetensors") and run.has("report.json"):
             log(f"{run.path} holds a finished run: loading it")
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))

@@ -91,6 +91,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ema_decay(text: str) -> float | str:
+    """``--ema-decay``: a decay in (0, 1), or ``none`` for the raw weights."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in (0, 1) or 'none', got {text!r}"
+        ) from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"the decay must lie in (0, 1), got {value:g}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gbi.api import train
 
@@ -111,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ):
         value = getattr(args, name)
         if value is not None:
-            settings[name] = value
+            settings[name] = None if value == "none" else value
     result = train(
         args.task,
         route=args.route,
@@ -122,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=args.out,
         progress=_progress(args),
         task_options=_task_options(args),
+        reuse=args.reuse,
         **settings,
     )
     _print_training_summary(result.report, args.out)
@@ -383,17 +399,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ema-decay",
-        type=float,
-        help="keep a moving average of the posterior network's weights with this decay per "
-        "step (e.g. 0.999) and validate and return it (default: the raw weights)",
+        type=_ema_decay,
+        metavar="DECAY",
+        help="the posterior network is validated and returned as a moving average of its "
+        "weights with this decay per step (default 0.998; 'none': the raw weights)",
     )
     p.add_argument(
         "--per-temperature",
-        action="store_const",
-        const=True,
+        action=argparse.BooleanOptionalAction,
         help="early stopping per temperature: each beta of the validation grid keeps the "
         "posterior network's weights of its own best epoch, and training runs until none "
-        "improves (longer training; small beta overfits early, large beta improves longer)",
+        "improves (default: on for routes b-nre and b-nle; routes a and auto cannot use it)",
+    )
+    p.add_argument(
+        "--reuse",
+        metavar="RUN_DIR",
+        help="take over the simulations, surrogates and scores of another run directory "
+        "whose settings differ only in the posterior network's (--flow, --ema-decay, "
+        "--per-temperature, --pair-sampling), so only that network is trained again",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

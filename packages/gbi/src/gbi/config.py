@@ -11,6 +11,17 @@ STABILIZATIONS = ("none", "truncate", "psis", "defensive")
 EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
 
+#: settings read by the posterior network's training alone: two runs that differ
+#: only in these share their simulations, surrogates, scores and synthesized
+#: pairs (``gbi.train(..., reuse=...)``, ``RunDirectory.adopt``).
+POSTERIOR_SETTINGS = frozenset(
+    {"flow", "flow_layers", "ema_decay", "per_temperature", "pair_sampling"}
+)
+
+#: the files and folders of a run directory that come before the posterior
+#: network (``*``: every name with that prefix).
+UPSTREAM_STAGES = ["simulations", "surrogate_*", "scores_*", "synthesized_*"]
+
 #: settings added after run directories may have been written, with the value
 #: such a run used without naming it (``RunDirectory``'s ``legacy``): b-nle's
 #: weights were the raw likelihoods before ``nle_contrast`` existed.
@@ -87,10 +98,15 @@ class RunConfig:
             of its own best epoch, and training runs until none improves
             (``gbi_npe.TrainConfig.per_temperature``). Small beta, with few
             effective pairs, overfits early; large beta improves for longer.
+            None (default): on for routes ``b-nre`` and ``b-nle``, off for
+            ``a`` and ``auto`` (which train on pairs with a fixed beta each
+            and cannot use it); the stored configuration holds the resolved value.
         ema_decay: the posterior network keeps an exponential moving average
             of its weights with this decay per step, and is validated, stopped
-            and returned with it (``gbi_npe.TrainConfig.ema_decay``). None:
-            the raw weights.
+            and returned with it (``gbi_npe.TrainConfig.ema_decay``; default
+            0.998, about the last 500 steps). None: the raw weights. Together
+            with ``per_temperature`` it is the best or within noise of the best
+            setting on every benchmark task and beta (docs/results.md).
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -127,8 +143,8 @@ class RunConfig:
     nle_contrast: int = 1000
     pair_sampling: str = "uniform"
     pool_contrast: int = 0
-    ema_decay: float | None = None
-    per_temperature: bool = False
+    ema_decay: float | None = 0.998
+    per_temperature: bool | None = None
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -215,6 +231,8 @@ class RunConfig:
             or not 0 < self.ema_decay < 1
         ):
             raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {self.ema_decay!r}")
+        if self.per_temperature is None:
+            object.__setattr__(self, "per_temperature", self.route in ("b-nre", "b-nle"))
         if not isinstance(self.per_temperature, bool):
             raise ValueError(f"per_temperature must be a bool, got {self.per_temperature!r}")
         if self.per_temperature and self.route not in ("b-nre", "b-nle"):

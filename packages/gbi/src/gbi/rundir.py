@@ -13,13 +13,18 @@ A run directory holds
 Every file is written to a temporary name and moved into place with
 ``os.replace``, so a run killed at any moment leaves only finished files.
 Rerunning the same command reuses what is finished; a directory made with a
-different configuration is refused (``RunConfigMismatch``), never mixed.
+different configuration is refused (``RunConfigMismatch``), never mixed. A new
+directory can adopt the finished early stages of another one whose
+configuration differs only in settings those stages do not read
+(``RunDirectory.adopt``), so a change to the posterior network does not redo
+the simulations and the surrogate.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,6 +69,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Hard-link ``src`` to ``dst``, or copy it where links are not possible.
+
+    Run files are never modified in place (they are replaced whole, see
+    ``atomic_write_bytes``), so a link shared by two run directories is safe.
+    """
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 class RunDirectory:
     """A run directory bound to one configuration.
 
@@ -103,20 +120,81 @@ class RunDirectory:
         else:
             self.save_json("config.json", self.config)
 
-    def _check_same(self, stored: dict[str, Any]) -> None:
+    def _differences(self, stored: dict[str, Any], ignore: frozenset[str]) -> list[str]:
         stored = {**self.legacy, **stored}
-        keys = (set(stored) | set(self.config)) - VOLATILE_KEYS
-        diffs = [
+        keys = (set(stored) | set(self.config)) - VOLATILE_KEYS - ignore
+        return [
             f"{k}: stored {stored.get(k, '<missing>')!r}, now {self.config.get(k, '<missing>')!r}"
             for k in sorted(keys)
             if stored.get(k) != self.config.get(k)
         ]
+
+    def _check_same(self, stored: dict[str, Any]) -> None:
+        diffs = self._differences(stored, frozenset())
         if diffs:
             raise RunConfigMismatch(
                 f"run directory {self.path} was made with a different configuration ("
                 + "; ".join(diffs)
                 + "). Use a new output folder, or rerun with the stored settings to resume."
             )
+
+    def adopt(
+        self,
+        source: str | os.PathLike[str],
+        names: list[str],
+        may_differ: frozenset[str],
+    ) -> list[str]:
+        """Take over the finished files ``names`` of another run directory.
+
+        ``source``'s configuration must equal this one's except for the keys
+        in ``may_differ`` (settings that the files named do not depend on).
+        Each file (or folder, such as ``simulations``) that ``source`` holds
+        and this directory does not yet hold is hard-linked where the file
+        system allows, else copied; ``source`` is left as it was.
+
+        Args:
+            source: the other run directory.
+            names: file or folder names, relative to the directory; a name
+                ending in ``*`` stands for every name with that prefix.
+            may_differ: configuration keys in which the two runs may differ.
+
+        Returns:
+            the names adopted (sorted).
+
+        Raises:
+            RunConfigMismatch: ``source`` is not a run directory, or its
+                configuration differs in another key.
+        """
+        source = Path(source)
+        stored_path = source / "config.json"
+        if not stored_path.is_file():
+            raise RunConfigMismatch(f"{source} is not a run directory (no config.json)")
+        if source.resolve() == self.path.resolve():
+            raise RunConfigMismatch(f"{source} is this run directory; nothing to adopt")
+        try:
+            stored = json.loads(stored_path.read_text())
+        except json.JSONDecodeError as err:
+            raise RunConfigMismatch(f"{stored_path} is not valid JSON ({err})") from err
+        diffs = self._differences(stored, may_differ)
+        if diffs:
+            raise RunConfigMismatch(
+                f"cannot reuse the stages of {source}: its configuration differs in settings "
+                "they depend on (" + "; ".join(diffs) + ")"
+            )
+        adopted = []
+        for entry in sorted(source.iterdir()):
+            wanted = any(
+                entry.name.startswith(n[:-1]) if n.endswith("*") else entry.name == n for n in names
+            )
+            target = self.path / entry.name
+            if not wanted or entry.name.startswith(".") or target.exists():
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, target, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(entry, target)
+            adopted.append(entry.name)
+        return adopted
 
     # -- files ------------------------------------------------------------------
 
