@@ -143,7 +143,9 @@ def trained_run(
     """
     import gbi
 
-    out = RUNS_DIR / run_name(task, route, simulations, seed, tag)
+    name = run_name(task, route, simulations, seed, tag)
+    out = RUNS_DIR / name
+    reuse = _retire_if_posterior_settings_changed(out, name, route, settings)
     return gbi.train(
         task,
         route=route,
@@ -152,5 +154,54 @@ def trained_run(
         out=out,
         progress=progress,
         task_options=task_options,
+        reuse=reuse,
         **settings,
     )
+
+
+RETIRED_DIR = WORK_DIR / "retired"
+
+
+def _retire_if_posterior_settings_changed(
+    out: Path, name: str, route: str, settings: dict[str, Any]
+) -> Path | None:
+    """Move a cell trained with other posterior-network settings aside.
+
+    When the library's defaults for the posterior network change
+    (``gbi.config.POSTERIOR_SETTINGS``: averaging, per-temperature stopping,
+    ...), a cell's run directory no longer matches what ``gbi.train`` is asked
+    for. The directory and its cached metrics then move to
+    ``_work/retired/<name>@<date of its report>/``, and the new run adopts the
+    simulations, surrogate and scores from there (``gbi.train(reuse=)``, which
+    refuses if any other setting differs).
+
+    Returns:
+        the retired run directory to reuse, or None.
+    """
+    import gbi
+    from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
+
+    stored_path = out / "config.json"
+    if not stored_path.is_file():
+        return None
+    stored = {**LEGACY_SETTINGS, **json.loads(stored_path.read_text())}
+    asked = {k: v for k, v in settings.items() if k in POSTERIOR_SETTINGS}
+    wanted = gbi.RunConfig(problem=stored["problem"], route=route, **asked)
+    differing = sorted(k for k in POSTERIOR_SETTINGS if stored.get(k) != getattr(wanted, k))
+    if not differing:
+        return None
+    report = out / "report.json"
+    stamp = time.strftime(
+        "%Y%m%d-%H%M", time.gmtime((report if report.is_file() else stored_path).stat().st_mtime)
+    )
+    target = RETIRED_DIR / f"{name}@{stamp}"
+    target.mkdir(parents=True, exist_ok=False)
+    os.replace(out, target / "run")
+    for metrics in (WORK_DIR / "accuracy").glob(f"{name}_n*.json"):
+        os.replace(metrics, target / metrics.name)
+    print(
+        f"   {name}: trained with other posterior-network settings ({', '.join(differing)}); "
+        f"moved to {target}; its simulations and surrogate are reused",
+        flush=True,
+    )
+    return target / "run"

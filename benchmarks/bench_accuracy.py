@@ -179,16 +179,23 @@ def judge(
     task: Any,
     sample_fn,
     betas: list[float],
+    fingerprint: str | None = None,
 ) -> list[dict[str, Any]]:
     """C2ST and MMD of ``sample_fn(n, x, beta, seed)`` at every (observation, beta).
 
     Rows already in the cell's metrics file are reused; each new row is saved
-    as soon as it is computed.
+    as soon as it is computed. With a ``fingerprint`` of the model judged
+    (``file_fingerprint``), rows stored for another model are dropped first.
     """
     import gbi_eval
 
     path = _metrics_file(args, name)
-    done: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
+    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    if fingerprint is not None:
+        if done.get("_model", fingerprint) != fingerprint:
+            print(f"   {name}: the model changed since its rows were judged; judging again")
+            done = {}
+        done["_model"] = fingerprint
     for obs in args.observations:
         x_obs = task.observation(obs).x
         for beta in betas:
@@ -241,12 +248,20 @@ def gbi_cell(args: argparse.Namespace, task_name: str, route: str, simulations: 
         task,
         lambda n, x, beta, seed: posterior.sample(n, x, beta, seed=seed),
         list(args.betas),
+        fingerprint=file_fingerprint(result.run_dir / "posterior.safetensors"),
     )
     return {
         "rows": rows,
         "training": training_summary(result.report),
         "settings": _train_settings(args),
     }
+
+
+def file_fingerprint(path: Path) -> str:
+    """The SHA-256 of a file's bytes (ties cached metrics to the model judged)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def training_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +285,12 @@ def training_summary(report: dict[str, Any]) -> dict[str, Any]:
     if "auto" in report:
         out["auto"] = report["auto"].get("summary")
     out["dropped_nonfinite"] = report.get("simulations", {}).get("dropped_nonfinite")
+    # how the posterior network was trained (a run from before a setting existed
+    # used its legacy value)
+    from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
+
+    config = {**LEGACY_SETTINGS, **report.get("config", {})}
+    out["posterior_settings"] = {k: config.get(k) for k in sorted(POSTERIOR_SETTINGS)}
     return out
 
 
@@ -403,7 +424,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             name = _cell_name(args, t, r, s)
             trained = (_common.RUNS_DIR / name / "posterior.safetensors").is_file()
             path = _metrics_file(args, name)
-            rows = len(json.loads(path.read_text())) if path.is_file() else 0
+            stored = json.loads(path.read_text()) if path.is_file() else {}
+            rows = sum(not key.startswith("_") for key in stored)
             print(f"   {name}: trained={trained and r != ANCHOR} judged rows={rows}")
         raise SystemExit(0)
     stamp = {
