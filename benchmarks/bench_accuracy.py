@@ -173,6 +173,22 @@ def _row_key(obs: int, beta: float) -> str:
     return f"{obs}/{beta:g}"
 
 
+def load_rows(path: Path, fingerprint: str | None = None) -> dict[str, Any]:
+    """A cell's cached metric rows; none if they were judged on another model.
+
+    Without a ``fingerprint`` the rows are taken as they are; with one, rows
+    stored under another model's fingerprint are dropped, and rows stored with
+    none (before fingerprints were kept) are taken to belong to this model.
+    """
+    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    if fingerprint is not None:
+        if done.get("_model", fingerprint) != fingerprint:
+            print(f"   {path.name}: the model changed since these rows were judged; judging again")
+            done = {}
+        done["_model"] = fingerprint
+    return done
+
+
 def judge(
     args: argparse.Namespace,
     name: str,
@@ -190,12 +206,7 @@ def judge(
     import gbi_eval
 
     path = _metrics_file(args, name)
-    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    if fingerprint is not None:
-        if done.get("_model", fingerprint) != fingerprint:
-            print(f"   {name}: the model changed since its rows were judged; judging again")
-            done = {}
-        done["_model"] = fingerprint
+    done = load_rows(path, fingerprint)
     for obs in args.observations:
         x_obs = task.observation(obs).x
         for beta in betas:

@@ -36,3 +36,62 @@ def test_variant_records_get_their_own_section_and_command(monkeypatch) -> None:
     bench_hh.add_arguments(parser)
     assert bench_hh.record_name(parser.parse_args([])) == "hh"
     assert bench_hh.record_name(parser.parse_args(["--route", "auto"])) == "hh-auto"
+
+
+def test_cached_metrics_belong_to_the_model_they_judged(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_accuracy
+
+    path = tmp_path / "cell_n2000.json"
+    path.write_text(json.dumps({"0/1": {"c2st": 0.6}}))
+    # rows from before fingerprints were kept stay with the model now judged
+    assert bench_accuracy.load_rows(path, "aaa") == {"0/1": {"c2st": 0.6}, "_model": "aaa"}
+    path.write_text(json.dumps({"0/1": {"c2st": 0.6}, "_model": "aaa"}))
+    assert bench_accuracy.load_rows(path, "aaa")["0/1"] == {"c2st": 0.6}
+    assert bench_accuracy.load_rows(path, "bbb") == {"_model": "bbb"}
+    assert bench_accuracy.load_rows(path)["0/1"] == {"c2st": 0.6}
+    assert bench_accuracy.load_rows(tmp_path / "none.json", "aaa") == {"_model": "aaa"}
+
+
+def test_a_cell_trained_with_other_posterior_settings_is_retired_and_reused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _common
+
+    import gbi
+
+    monkeypatch.setattr(_common, "WORK_DIR", tmp_path)
+    monkeypatch.setattr(_common, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(_common, "RETIRED_DIR", tmp_path / "retired")
+    tiny = {"max_epochs": 2, "hidden_features": 16, "surrogate_hidden": 16, "flow_layers": 1}
+    common = {"verbose": False, "progress": False, "device": "cpu", "simulations": 300}
+    name = _common.run_name("two_moons", "b-nre", 300)
+    old = gbi.train(
+        "two_moons",
+        out=tmp_path / "runs" / name,
+        ema_decay=None,
+        per_temperature=False,
+        **common,
+        **tiny,
+    )
+    (tmp_path / "accuracy").mkdir()
+    (tmp_path / "accuracy" / f"{name}_n2000.json").write_text("{}")
+    # the same settings: nothing retired, the finished run is loaded
+    again = _common.trained_run(
+        "two_moons", "b-nre", 300, progress=False, ema_decay=None, per_temperature=False, **tiny
+    )
+    assert again.report["npe"]["history"] == old.report["npe"]["history"]
+    assert not (tmp_path / "retired").exists()
+    # today's defaults: the old cell and its metrics move aside, its NRE is reused
+    new = _common.trained_run("two_moons", "b-nre", 300, progress=False, **tiny)
+    (retired,) = (tmp_path / "retired").iterdir()
+    assert retired.name.startswith(f"{name}@")
+    assert (retired / f"{name}_n2000.json").is_file()
+    assert not (tmp_path / "accuracy" / f"{name}_n2000.json").exists()
+    assert json.loads((retired / "run" / "config.json").read_text())["ema_decay"] is None
+    assert new.report["config"]["ema_decay"] == 0.998
+    assert new.report["simulations"]["reused"] == 300
+    assert (retired / "run" / "surrogate_nre.safetensors").read_bytes() == (
+        tmp_path / "runs" / name / "surrogate_nre.safetensors"
+    ).read_bytes()
