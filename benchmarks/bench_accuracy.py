@@ -355,7 +355,9 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
     if model.is_file() and training_file.is_file():
         posterior = gbi_npe.Posterior.load(model)
     else:
-        config = RunConfig(problem=task_name, seed=args.seed, **_train_settings(args))
+        # one temperature: nothing to stop per temperature
+        settings = {"per_temperature": False, **_train_settings(args)}
+        config = RunConfig(problem=task_name, seed=args.seed, **settings)
         problem = gbi.make_problem(task_name)
         base = gbi.simulate_base_set(problem, simulations, args.seed)
         posterior, report = fit_posterior(
@@ -373,6 +375,7 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
             "seconds": report["seconds"],
             "npe_epochs": len(history["train_loss"]),
             "npe_best_epoch": history["best_epoch"],
+            "posterior_settings": {"ema_decay": config.ema_decay, "per_temperature": False},
         }
         _atomic_write(training_file, json.dumps(training, indent=1))
     rows = judge(
@@ -381,6 +384,7 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
         task,
         lambda n, x, beta, seed: posterior.sample(n, x, beta, seed=seed),
         [1.0],
+        fingerprint=file_fingerprint(model),
     )
     return {"rows": rows, "training": json.loads(training_file.read_text())}
 
@@ -624,6 +628,18 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def network_label(cell: dict[str, Any]) -> str:
+    """How a cell's posterior network was trained: ``avg 0.998, per-beta stop``,
+    ``plain``, ... (cells recorded before the settings were kept were plain)."""
+    settings = cell.get("training", {}).get("posterior_settings") or {}
+    parts = []
+    if settings.get("ema_decay"):
+        parts.append(f"avg {settings['ema_decay']:g}")
+    if settings.get("per_temperature"):
+        parts.append("per-beta stop")
+    return ", ".join(parts) or "plain"
+
+
 def to_markdown(record: dict[str, Any]) -> str:
     cells = _official(record)
     if not cells:
@@ -633,7 +649,11 @@ def to_markdown(record: dict[str, Any]) -> str:
         "gbi-eval's reference samplers, median over observations "
         f"{sorted({r['observation'] for c in cells.values() for r in c['rows']})}, "
         f"{next(iter(cells.values()))['n']} draws per side. Each cell names its commit; "
-        "`--plan` lists what is cached.",
+        "`--plan` lists what is cached. 'network' says how the posterior network "
+        "was trained: 'avg 0.998' validated and returned a moving average of its "
+        "weights, 'per-beta stop' stopped each temperature at its own best epoch "
+        "(both are today's defaults for routes b-nle and b-nre; the first for a and "
+        "auto), 'plain' neither (a cell trained before they became the defaults).",
         "",
     ]
     for task in TASKS:
@@ -647,8 +667,10 @@ def to_markdown(record: dict[str, Any]) -> str:
             lines += [
                 f"**{task}, {budget:,} simulations**",
                 "",
-                "| route | " + " | ".join(f"{b:g}" for b in BETAS) + " | train s | commit |",
-                "|---|" + "---:|" * len(BETAS) + "---:|---|",
+                "| route | "
+                + " | ".join(f"{b:g}" for b in BETAS)
+                + " | train s | network | commit |",
+                "|---|" + "---:|" * len(BETAS) + "---:|---|---|",
             ]
             for route in [*ROUTES, *BASELINES]:
                 if route not in mine:
@@ -659,12 +681,12 @@ def to_markdown(record: dict[str, Any]) -> str:
                 name = {ANCHOR: "sbi NPE (anchor)", PLAIN: "gbi NPE, beta = 1 only"}.get(
                     route, route
                 )
+                network = "" if route == ANCHOR else network_label(mine[route])
                 lines.append(
                     f"| {name} | "
                     + " | ".join(cols)
-                    + f" | {seconds:.0f} | {mine[route]['commit']} |"
-                    if seconds
-                    else f"| {name} | " + " | ".join(cols) + f" | | {mine[route]['commit']} |"
+                    + (f" | {seconds:.0f}" if seconds else " | ")
+                    + f" | {network} | {mine[route]['commit']} |"
                 )
             ess_rows = [
                 (r, mine[r]["training"]["weights"])
@@ -674,7 +696,7 @@ def to_markdown(record: dict[str, Any]) -> str:
             for route, weights in ess_rows:
                 by_beta = dict(zip(weights["beta"], weights["relative_ess"], strict=True))
                 cols = [f"{by_beta[b]:.2f}" if b in by_beta else "" for b in BETAS]
-                lines.append(f"| rel. ESS {route} | " + " | ".join(cols) + " | | |")
+                lines.append(f"| rel. ESS {route} | " + " | ".join(cols) + " | | | |")
             lines.append("")
     summary = summarize(record)
     if summary:
