@@ -134,6 +134,52 @@ def test_the_loop_keeps_each_parts_best_epoch_and_waits_for_the_slowest():
     assert history.to_dict()["validation_part_best_epochs"] == [3, 29]
 
 
+def test_each_temperature_keeps_the_lowest_epoch_of_its_smoothed_curve():
+    """Part 0 has one lucky epoch (2) and a broad low stretch (15-30). With a
+    smoothed curve (span 5) it keeps epoch 30, where the average of the
+    stretch is lowest, not the single dip that the raw curve would pick.
+    Part 1 falls until epoch 40 and then rises; training ends ``patience``
+    epochs after the last smoothed improvement of any part."""
+    epochs, patience = 70, 5
+    part0 = [1.0] * epochs
+    part0[2] = 0.5
+    part0[15:31] = [0.6] * 16
+    part1 = [1.0 - 0.01 * min(e, 40) + 0.02 * max(0, e - 40) for e in range(epochs)]
+
+    def run(smoothing):
+        module = nn.Linear(1, 1)
+        seen = []
+
+        def validation():
+            seen.append(len(seen))
+            return part0[seen[-1]] + part1[seen[-1]]
+
+        config = TrainConfig(
+            max_epochs=epochs,
+            patience=patience,
+            smoothing=smoothing,
+            per_temperature=True,
+            progress=False,
+            device="cpu",
+        )
+        return train_loop(
+            module,
+            lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+            8,
+            config,
+            validation,
+            validation_parts=(lambda: (part0[seen[-1]], part1[seen[-1]]), ("a", "b")),
+            part_states={},
+        )
+
+    assert run(1).validation_part_best_epochs == (2, 40)
+    smoothed = run(5)
+    assert smoothed.validation_part_best_epochs == (30, 40)
+    # the smoothed curve of part 1 last improves at epoch 41 (it still falls one
+    # epoch after the raw minimum)
+    assert smoothed.epochs <= 41 + patience + 1
+
+
 def test_per_temperature_needs_a_beta_distribution():
     npe = make_npe(2, 2, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
     theta = np.random.default_rng(0).uniform(-1, 1, (50, 2))

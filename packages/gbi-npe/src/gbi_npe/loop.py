@@ -216,7 +216,7 @@ def train_loop(
     alpha = 2.0 / (config.smoothing + 1.0)
     smoothed, best_smoothed = None, np.inf
     per_part = config.per_temperature and validation_parts is not None
-    part_best = part_smoothed = part_best_smoothed = part_epoch = None
+    part_smoothed = part_best_smoothed = part_epoch = None
     states_by_epoch: dict[int, dict[str, torch.Tensor]] = {}
     stopped_early = False
     start = time.perf_counter()
@@ -263,25 +263,27 @@ def train_loop(
                     best_state = copy.deepcopy(module.state_dict())
                 part_progress = False
                 if per_part:
+                    # each temperature keeps the epoch where its smoothed curve is
+                    # lowest: a part whose validation rests on few effective pairs
+                    # (small beta) has raw dips that are luck, not fit
                     now = np.asarray(parts[-1], dtype=np.float64)
-                    if part_best is None:
-                        part_best = np.full(now.shape, np.inf)
+                    if part_best_smoothed is None:
                         part_best_smoothed = np.full(now.shape, np.inf)
                         part_epoch = np.zeros(now.shape, dtype=int)
-                    improved = now < part_best
-                    if improved.any():
+                    part_smoothed = (
+                        now if part_smoothed is None else alpha * now + (1 - alpha) * part_smoothed
+                    )
+                    improved = part_smoothed < part_best_smoothed
+                    part_progress = bool(improved.any())
+                    if part_progress:
                         states_by_epoch[epoch] = (
                             best_state
                             if best_epoch == epoch
                             else copy.deepcopy(module.state_dict())
                         )
-                        part_best[improved], part_epoch[improved] = now[improved], epoch
+                        part_epoch[improved] = epoch
                         for old in set(states_by_epoch) - set(part_epoch.tolist()):
                             del states_by_epoch[old]
-                    part_smoothed = (
-                        now if part_smoothed is None else alpha * now + (1 - alpha) * part_smoothed
-                    )
-                    part_progress = bool(np.any(part_smoothed < part_best_smoothed))
                     part_best_smoothed = np.minimum(part_best_smoothed, part_smoothed)
                 if average is not None:
                     average.swap()
