@@ -20,6 +20,7 @@ from gbi_npe import (
     save_estimator,
 )
 from gbi_npe.loop import train_loop
+from gbi_npe.train import trusted_sources
 
 SMALL = SplineFlowConfig(num_layers=2, hidden_features=16, num_blocks=1, num_bins=4)
 GRID = [0.1, 0.5, 2.0]  # cells meet at sqrt(0.05) = 0.224 and 1.0
@@ -200,8 +201,14 @@ def test_fit_per_temperature_end_to_end(tmp_path):
         return lw - np.logaddexp.reduce((beta[0] - 1.0) * scores)
 
     npe = make_npe(2, 2, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
+    # 60 validation pairs: every part may choose (min ESS 1), as chosen below
     config = TrainConfig(
-        max_epochs=30, patience=5, per_temperature=True, progress=False, device="cpu"
+        max_epochs=30,
+        patience=5,
+        per_temperature=True,
+        per_temperature_min_ess=1.0,
+        progress=False,
+        device="cpu",
     )
     history = fit(
         npe, theta, x, LogUniformBeta(0.1, 2.0), log_weights_fn=log_weights_fn, config=config
@@ -220,3 +227,53 @@ def test_fit_per_temperature_end_to_end(tmp_path):
         Posterior.load(path).log_prob(draws, [0.1, 0.2], 0.15),
         posterior.log_prob(draws, [0.1, 0.2], 0.15),
     )
+
+
+def test_a_temperature_with_few_effective_pairs_takes_its_nearest_trusted_neighbours_epoch():
+    """Weights that collapse as beta falls: the small-beta parts rest on a few
+    validation pairs. The history records each part's effective pairs; below
+    ``per_temperature_min_ess`` a part takes the epoch (and weights) of the
+    nearest part above it (``trusted_sources``); with no part above, all take
+    the main weights."""
+    rng = np.random.default_rng(1)
+    n = 2000
+    theta = rng.uniform(-1, 1, (n, 2))
+    x = theta + 0.3 * rng.normal(size=(n, 2))
+    scores = -np.sum((theta - x) ** 2, axis=1) / 0.18
+    scores -= scores.max()
+
+    def log_weights_fn(beta, index):  # each row normalized at its own beta
+        log_z = np.logaddexp.reduce((beta[:, None] - 1.0) * scores[None, :], axis=1)
+        return (beta - 1.0) * scores[index] - log_z
+
+    def run(min_ess):
+        npe = make_npe(2, 2, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
+        config = TrainConfig(
+            max_epochs=6,
+            patience=6,
+            per_temperature=True,
+            per_temperature_min_ess=min_ess,
+            progress=False,
+            device="cpu",
+        )
+        history = fit(
+            npe, theta, x, LogUniformBeta(0.1, 2.0), log_weights_fn=log_weights_fn, config=config
+        )
+        return npe, history
+
+    _, history = run(100.0)
+    ess = np.asarray(history.validation_part_ess)
+    assert ess.shape == (8,) and np.all(np.diff(ess[:6]) > 0)  # fewer pairs as beta falls
+    assert ess[0] < 0.2 * ess[5] and ess.max() <= 200  # 200 validation pairs
+    sources = trusted_sources(ess, 100.0)
+    assert sources[0] == sources[1] == sources[2] == int(np.flatnonzero(ess >= 100)[0])
+    npe, none_trusted = run(1e6)
+    assert none_trusted.validation_part_best_epochs == (none_trusted.best_epoch,) * 8
+    assert npe.temperature_cells == 0
+
+
+def test_trusted_sources_picks_the_nearest_part_with_enough_pairs():
+    assert trusted_sources(np.array([5.0, 50, 150, 120, 30]), 100) == [2, 2, 2, 3, 3]
+    assert trusted_sources(np.array([150.0, 5, 150]), 100) == [0, 2, 2]
+    assert trusted_sources(np.array([150.0, 5, 5, 150]), 100) == [0, 0, 3, 3]
+    assert trusted_sources(np.ones(3), 100) == [None, None, None]

@@ -52,7 +52,11 @@ class History:
             grid), so one can see which part stops improving first.
         validation_part_labels: what each part is (e.g. ``"beta=0.1"``).
         validation_part_best_epochs: with ``TrainConfig.per_temperature``,
-            the epoch whose weights each part keeps.
+            the epoch whose weights each part keeps (after the fallback of
+            parts with too few effective validation pairs, see
+            ``TrainConfig.per_temperature_min_ess``).
+        validation_part_ess: the effective number of validation pairs behind
+            each part (Kish's ESS of its weights; the pair count when unweighted).
     """
 
     train_loss: tuple[float, ...] = field(metadata=_PER_EPOCH)
@@ -68,6 +72,7 @@ class History:
     validation_parts: tuple[tuple[float, ...], ...] = field(default=(), metadata=_PER_EPOCH)
     validation_part_labels: tuple[str, ...] = ()
     validation_part_best_epochs: tuple[int, ...] = ()
+    validation_part_ess: tuple[float, ...] = ()
 
     @staticmethod
     def per_epoch_fields() -> tuple[str, ...]:
@@ -91,6 +96,7 @@ class History:
         out["validation_parts"] = [list(p) for p in self.validation_parts]
         out["validation_part_labels"] = list(self.validation_part_labels)
         out["validation_part_best_epochs"] = list(self.validation_part_best_epochs)
+        out["validation_part_ess"] = list(self.validation_part_ess)
         return out
 
 

@@ -10,6 +10,7 @@ It never builds a posterior.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -217,13 +218,60 @@ def _fit_continuous(
         else (lambda: validation.last_losses, tuple(f"beta={b:.4g}" for b in grid)),
         part_states=part_states,
     )
+    if validation is None:
+        return history
+    ess = (
+        np.full(grid.size, float(val.size))
+        if grid_log_weights is None
+        else np.array([_kish_ess(grid_log_weights[g, val]) for g in range(grid.size)])
+    )
+    history = dataclasses.replace(history, validation_part_ess=tuple(ess.tolist()))
     if part_states:
         best = history.best_epoch
-        epochs = history.validation_part_best_epochs
+        epochs = list(history.validation_part_best_epochs)
+        states = [part_states[g] for g in range(grid.size)]
+        sources = trusted_sources(ess, config.per_temperature_min_ess)
+        epochs = [best if j is None else epochs[j] for j in sources]
+        states = [None if j is None else states[j] for j in sources]
+        history = dataclasses.replace(history, validation_part_best_epochs=tuple(epochs))
         estimator.set_temperature_pieces(
-            grid, [None if epochs[g] == best else part_states[g] for g in range(grid.size)]
+            grid, [None if epochs[g] == best else states[g] for g in range(grid.size)]
         )
     return history
+
+
+def trusted_sources(ess: np.ndarray, min_ess: float) -> list[int | None]:
+    """For each validation temperature, whose epoch it takes.
+
+    A part with at least ``min_ess`` effective pairs takes its own; one with
+    fewer takes that of the nearest part that has enough (on a tie, the larger
+    beta: grids are ordered by beta); with no such part, None (the main weights).
+
+    Example:
+        >>> trusted_sources(np.array([5.0, 50, 150, 120, 30]), 100)
+        [2, 2, 2, 3, 3]
+        >>> trusted_sources(np.array([150.0, 5, 150]), 100), trusted_sources(np.ones(2), 100)
+        ([0, 2, 2], [None, None])
+    """
+    ess = np.asarray(ess, dtype=np.float64)
+    trusted = np.flatnonzero(ess >= min_ess)
+    if trusted.size == 0:
+        return [None] * ess.size
+    out: list[int | None] = []
+    for g in range(ess.size):
+        distance = np.abs(trusted - g)
+        nearest = trusted[distance == distance.min()]
+        out.append(int(nearest.max()))
+    return out
+
+
+def _kish_ess(log_weights: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of unnormalized log weights."""
+    finite = log_weights[np.isfinite(log_weights)]
+    if finite.size == 0:
+        return 0.0
+    w = np.exp(finite - finite.max())
+    return float(w.sum() ** 2 / np.sum(w * w))
 
 
 def fit(
