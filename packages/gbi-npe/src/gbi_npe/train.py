@@ -227,12 +227,10 @@ def _fit_continuous(
     )
     history = dataclasses.replace(history, validation_part_ess=tuple(ess.tolist()))
     if part_states:
-        best = history.best_epoch
-        epochs = list(history.validation_part_best_epochs)
-        states = [part_states[g] for g in range(grid.size)]
+        best, own = history.best_epoch, history.validation_part_best_epochs
         sources = trusted_sources(ess, config.per_temperature_min_ess)
-        epochs = [best if j is None else epochs[j] for j in sources]
-        states = [None if j is None else states[j] for j in sources]
+        epochs = [best if j is None else own[j] for j in sources]
+        states = [None if j is None else part_states[j] for j in sources]
         history = dataclasses.replace(history, validation_part_best_epochs=tuple(epochs))
         estimator.set_temperature_pieces(
             grid, [None if epochs[g] == best else states[g] for g in range(grid.size)]
