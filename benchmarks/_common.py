@@ -145,7 +145,12 @@ def trained_run(
 
     name = run_name(task, route, simulations, seed, tag)
     out = RUNS_DIR / name
-    reuse = _retire_if_posterior_settings_changed(out, name, route, settings)
+    reuse = _retire_if_posterior_settings_changed(
+        out,
+        name,
+        dict(route=route, simulations=simulations, seed=seed, task_options=task_options or {}),
+        settings,
+    )
     return gbi.train(
         task,
         route=route,
@@ -163,7 +168,7 @@ RETIRED_DIR = WORK_DIR / "retired"
 
 
 def _retire_if_posterior_settings_changed(
-    out: Path, name: str, route: str, settings: dict[str, Any]
+    out: Path, name: str, identity: dict[str, Any], settings: dict[str, Any]
 ) -> Path | None:
     """Move a cell trained with other posterior-network settings aside.
 
@@ -172,8 +177,9 @@ def _retire_if_posterior_settings_changed(
     ...), a cell's run directory no longer matches what ``gbi.train`` is asked
     for. The directory and its cached metrics then move to
     ``_work/retired/<name>@<date of its report>/``, and the new run adopts the
-    simulations, surrogate and scores from there (``gbi.train(reuse=)``, which
-    refuses if any other setting differs).
+    simulations, surrogate and scores from there (``gbi.train(reuse=)``). A
+    directory that differs in any other setting is left where it is, for
+    ``gbi.train`` to refuse.
 
     Returns:
         the retired run directory to reuse, or None.
@@ -184,11 +190,14 @@ def _retire_if_posterior_settings_changed(
     stored_path = out / "config.json"
     if not stored_path.is_file():
         return None
+    from gbi.rundir import VOLATILE_KEYS
+
     stored = {**LEGACY_SETTINGS, **json.loads(stored_path.read_text())}
-    asked = {k: v for k, v in settings.items() if k in POSTERIOR_SETTINGS}
-    wanted = gbi.RunConfig(problem=stored["problem"], route=route, **asked)
-    differing = sorted(k for k in POSTERIOR_SETTINGS if stored.get(k) != getattr(wanted, k))
-    if not differing:
+    wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings).to_dict()
+    wanted = json.loads(json.dumps(wanted))  # tuples as lists, as stored
+    differing = sorted(k for k in POSTERIOR_SETTINGS if stored.get(k) != wanted.get(k))
+    others = (set(stored) | set(wanted)) - POSTERIOR_SETTINGS - VOLATILE_KEYS
+    if not differing or any(stored.get(k) != wanted.get(k) for k in others):
         return None
     report = out / "report.json"
     stamp = time.strftime(

@@ -95,3 +95,10 @@ def test_a_cell_trained_with_other_posterior_settings_is_retired_and_reused(
     assert (retired / "run" / "surrogate_nre.safetensors").read_bytes() == (
         tmp_path / "runs" / name / "surrogate_nre.safetensors"
     ).read_bytes()
+    # another difference as well (patience): nothing is moved, gbi.train refuses
+    with pytest.raises(gbi.RunConfigMismatch, match="patience"):
+        _common.trained_run(
+            "two_moons", "b-nre", 300, progress=False, ema_decay=None, patience=3, **tiny
+        )
+    assert len(list((tmp_path / "retired").iterdir())) == 1
+    assert (tmp_path / "runs" / name / "posterior.safetensors").is_file()
