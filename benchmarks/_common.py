@@ -186,18 +186,15 @@ def _retire_if_posterior_settings_changed(
     """
     import gbi
     from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
+    from gbi.rundir import config_differences, read_config
 
     stored_path = out / "config.json"
     if not stored_path.is_file():
         return None
-    from gbi.rundir import VOLATILE_KEYS
-
-    stored = {**LEGACY_SETTINGS, **json.loads(stored_path.read_text())}
+    stored = read_config(stored_path)
     wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings).to_dict()
-    wanted = json.loads(json.dumps(wanted))  # tuples as lists, as stored
-    differing = sorted(k for k in POSTERIOR_SETTINGS if stored.get(k) != wanted.get(k))
-    others = (set(stored) | set(wanted)) - POSTERIOR_SETTINGS - VOLATILE_KEYS
-    if not differing or any(stored.get(k) != wanted.get(k) for k in others):
+    differing = config_differences(stored, wanted, LEGACY_SETTINGS)
+    if not differing or set(differing) - POSTERIOR_SETTINGS:
         return None
     report = out / "report.json"
     stamp = time.strftime(

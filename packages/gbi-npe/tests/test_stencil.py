@@ -92,9 +92,10 @@ def test_grid_must_match_x() -> None:
 
 
 def test_spec_round_trips_through_json() -> None:
-    spec = EstimatorSpec(inputs_features=2, context_features=21, embedding=STENCIL)
-    again = EstimatorSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
-    assert again == spec
+    for embedding in (STENCIL, EmbeddingConfig(kind="mlp")):
+        spec = EstimatorSpec(inputs_features=2, context_features=21, embedding=embedding)
+        again = EstimatorSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+        assert again == spec
 
 
 def test_trained_stencil_npe_saves_loads_and_shares_one_scale(tmp_path) -> None:

@@ -89,6 +89,29 @@ def test_one_shared_state_makes_one_piece_and_none_makes_none(two_weight_sets):
         a.set_temperature_pieces(GRID, [None, state])
 
 
+def _run_scripted(part0, part1, states=None, **config):
+    """Run ``train_loop`` on a dummy module whose two validation parts follow the
+    scripted curves ``part0`` and ``part1`` (one value per epoch); the total is
+    their sum. ``config``: TrainConfig settings besides the loop's defaults."""
+    module = nn.Linear(1, 1)
+    epoch = -1
+
+    def validation():
+        nonlocal epoch
+        epoch += 1
+        return part0[epoch] + part1[epoch]
+
+    return train_loop(
+        module,
+        lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+        8,
+        TrainConfig(max_epochs=len(part0), progress=False, device="cpu", **config),
+        validation,
+        validation_parts=(lambda: (part0[epoch], part1[epoch]), ("a", "b")),
+        part_states={} if states is None else states,
+    )
+
+
 def test_the_loop_keeps_each_parts_best_epoch_and_waits_for_the_slowest():
     """Part 0 is best at epoch 3 and then worsens; part 1 improves until epoch 29.
     Stopping on the total would end near epoch 3 + patience; per temperature it
@@ -96,39 +119,11 @@ def test_the_loop_keeps_each_parts_best_epoch_and_waits_for_the_slowest():
     epochs, patience = 60, 5
     part0 = [1.0 - 0.1 * min(e, 3) + 0.05 * max(0, e - 3) for e in range(epochs)]
     part1 = [1.0 - 0.01 * min(e, 29) for e in range(epochs)]
-    values = iter(range(epochs))
-    module = nn.Linear(1, 1)
-    seen = []
-
-    def validation():
-        seen.append(next(values))
-        return part0[seen[-1]] + part1[seen[-1]]
-
-    def run(per_temperature, states):
-        seen.clear()
-        nonlocal values
-        values = iter(range(epochs))
-        config = TrainConfig(
-            max_epochs=epochs,
-            patience=patience,
-            per_temperature=per_temperature,
-            progress=False,
-            device="cpu",
-        )
-        return train_loop(
-            module,
-            lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
-            8,
-            config,
-            validation,
-            validation_parts=(lambda: (part0[seen[-1]], part1[seen[-1]]), ("a", "b")),
-            part_states=states,
-        )
 
     states: dict = {}
-    total_only = run(False, states)
+    total_only = _run_scripted(part0, part1, states, patience=patience, per_temperature=False)
     assert total_only.epochs == 3 + patience + 1 and not states
-    history = run(True, states)
+    history = _run_scripted(part0, part1, states, patience=patience, per_temperature=True)
     assert history.validation_part_best_epochs == (3, 29)
     assert history.epochs == 29 + patience + 1
     assert set(states) == {0, 1} and states[0] is not states[1]
@@ -148,29 +143,8 @@ def test_each_temperature_keeps_the_lowest_epoch_of_its_smoothed_curve():
     part1 = [1.0 - 0.01 * min(e, 40) + 0.02 * max(0, e - 40) for e in range(epochs)]
 
     def run(smoothing):
-        module = nn.Linear(1, 1)
-        seen = []
-
-        def validation():
-            seen.append(len(seen))
-            return part0[seen[-1]] + part1[seen[-1]]
-
-        config = TrainConfig(
-            max_epochs=epochs,
-            patience=patience,
-            smoothing=smoothing,
-            per_temperature=True,
-            progress=False,
-            device="cpu",
-        )
-        return train_loop(
-            module,
-            lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
-            8,
-            config,
-            validation,
-            validation_parts=(lambda: (part0[seen[-1]], part1[seen[-1]]), ("a", "b")),
-            part_states={},
+        return _run_scripted(
+            part0, part1, patience=patience, smoothing=smoothing, per_temperature=True
         )
 
     assert run(1).validation_part_best_epochs == (2, 40)

@@ -285,6 +285,11 @@ def test_a_user_stencil_is_checked_before_training() -> None:
 
     with pytest.raises(ValueError, match="x_stencil must be a dict"):
         Problem(low=[-1], high=[1], simulator=walk, x_stencil={"grid": (12,)})
+    with pytest.raises(ValueError, match=r"offsets, each with 1 entries"):
+        Problem(low=[-1], high=[1], simulator=walk, x_stencil={"grid": [12], "offsets": [[0, 1]]})
+    # JSON-style lists are stored as the tuples a stencil embedding keeps
+    listed = Problem(low=[-1], high=[1], simulator=walk, x_stencil={"grid": [12], "offsets": [[0]]})
+    assert listed.x_stencil == {"grid": (12,), "offsets": ((0,),), "cyclic": ()}
     wrong = Problem(
         low=[-1], high=[1], simulator=walk, x_stencil={"grid": (13,), "offsets": ((0,), (1,))}
     )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gbi import RunConfigMismatch, RunDirectory
+from gbi.rundir import config_differences
 
 
 def test_reuse_with_same_config_and_volatile_keys(tmp_path: Path) -> None:
@@ -30,6 +31,30 @@ def test_a_setting_added_later_matches_its_legacy_value(tmp_path: Path) -> None:
         RunDirectory(tmp_path / "run", {"simulations": 100, "contrast": 1000}, {"contrast": 0})
     with pytest.raises(RunConfigMismatch, match=r"contrast: stored '<missing>', now 0"):
         RunDirectory(tmp_path / "run", {"simulations": 100, "contrast": 0})
+
+
+def test_config_differences_compares_as_stored() -> None:
+    stored = {"beta_range": [0.1, 2.0], "flow": "nsf", "device": "cpu", "old": 1}
+    now = {"beta_range": (0.1, 2.0), "flow": "mdn", "device": "cuda", "new": np.int64(3)}
+    # tuples equal lists, device is volatile; "new" is missing from the stored
+    # config unless legacy supplies it
+    assert config_differences(stored, now) == {
+        "flow": ("nsf", "mdn"),
+        "new": ("<missing>", 3),
+        "old": (1, "<missing>"),
+    }
+    assert config_differences(stored, now, {"new": 3}, frozenset({"flow", "old"})) == {}
+
+
+def test_unreadable_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    with pytest.raises(RunConfigMismatch, match=r"not valid JSON.*new output folder"):
+        RunDirectory(tmp_path / "run", {"simulations": 100})
+    with pytest.raises(RunConfigMismatch, match="not valid JSON"):
+        RunDirectory(tmp_path / "other", {"simulations": 100}).adopt(
+            tmp_path / "run", ["simulations"], frozenset()
+        )
 
 
 def test_atomic_files_round_trip_and_leave_no_temporaries(tmp_path: Path) -> None:

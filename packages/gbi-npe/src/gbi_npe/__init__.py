@@ -21,6 +21,7 @@ from .config import (
     MDNConfig,
     SplineFlowConfig,
     TrainConfig,
+    stencil_layout,
 )
 from .estimator import (
     ConditionalDensityEstimator,
@@ -73,6 +74,7 @@ __all__ = [
     "read_model_file",
     "resolve_device",
     "save_estimator",
+    "stencil_layout",
     "stencil_patches",
     "train_loop",
     "write_model_file",

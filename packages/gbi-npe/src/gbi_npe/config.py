@@ -107,6 +107,43 @@ class MDNConfig:
 DensityConfig = SplineFlowConfig | MDNConfig
 
 
+def stencil_layout(
+    grid: Any, offsets: Any, cyclic: Any = ()
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...], tuple[bool, ...]]:
+    """Check a stencil's layout of x and return it as tuples.
+
+    Args:
+        grid: the shape x has when reshaped (row-major), positive sizes.
+        offsets: the cells one local patch reads, one sequence of ``len(grid)``
+            ints each.
+        cyclic: which grid axes wrap around (empty: none).
+
+    Returns:
+        ``(grid, offsets, cyclic)`` as tuples of ints / bools.
+
+    Raises:
+        ValueError: a malformed layout.
+    """
+    try:
+        grid = tuple(int(g) for g in grid)
+        offsets = tuple(tuple(int(v) for v in o) for o in offsets)
+        cyclic = tuple(bool(c) for c in cyclic)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"grid, offsets and cyclic must be sequences of ints / bools: {error}"
+        ) from None
+    if not grid or any(g < 1 for g in grid):
+        raise ValueError(f"a stencil needs a grid of positive sizes, got {grid}")
+    if not offsets or any(len(o) != len(grid) for o in offsets):
+        raise ValueError(
+            f"a stencil needs offsets, each with {len(grid)} entries (one per grid axis), "
+            f"got {offsets}"
+        )
+    if cyclic and len(cyclic) != len(grid):
+        raise ValueError(f"cyclic needs {len(grid)} entries (one per grid axis), got {cyclic}")
+    return grid, offsets, cyclic
+
+
 @dataclass(frozen=True)
 class EmbeddingConfig:
     """How the (standardized) conditioning variable ``x`` is embedded.
@@ -151,31 +188,17 @@ class EmbeddingConfig:
         _check_int("hidden_features", self.hidden_features, 1)
         _check_int("num_layers", self.num_layers, 1)
         _check_int("output_features", self.output_features, 1)
+        if self.kind != "stencil":
+            if len(self.grid) or len(self.offsets) or len(self.cyclic):
+                raise ValueError("grid, offsets and cyclic apply only to kind='stencil'")
+            for name in ("grid", "offsets", "cyclic"):  # () also where JSON gave []
+                object.__setattr__(self, name, ())
+            return
         # JSON turns tuples into lists: store tuples again
-        try:
-            grid = tuple(int(g) for g in self.grid)
-            offsets = tuple(tuple(int(v) for v in o) for o in self.offsets)
-            cyclic = tuple(bool(c) for c in self.cyclic)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"grid, offsets and cyclic must be sequences of ints / bools: {error}"
-            ) from None
+        grid, offsets, cyclic = stencil_layout(self.grid, self.offsets, self.cyclic)
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "cyclic", cyclic)
-        if self.kind != "stencil":
-            if grid or offsets or cyclic:
-                raise ValueError("grid, offsets and cyclic apply only to kind='stencil'")
-            return
-        if not grid or any(g < 1 for g in grid):
-            raise ValueError(f"a stencil needs a grid of positive sizes, got {grid}")
-        if not offsets or any(len(o) != len(grid) for o in offsets):
-            raise ValueError(
-                f"a stencil needs offsets, each with {len(grid)} entries (one per grid axis), "
-                f"got {offsets}"
-            )
-        if cyclic and len(cyclic) != len(grid):
-            raise ValueError(f"cyclic needs {len(grid)} entries (one per grid axis), got {cyclic}")
 
     def check_x_features(self, x_features: int, source: str = "x") -> None:
         """Check that a stencil's grid has one cell per value of x (other kinds: no-op).

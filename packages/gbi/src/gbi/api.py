@@ -108,8 +108,8 @@ def train(
     )
     if reuse is not None and out is None:
         raise ValueError("reuse needs out: the run directory that takes the stages over")
-    if config.embedding == "stencil":  # fail before simulating, not after
-        prob.stencil_embedding(config.hidden_features, config.embedding_features)
+    # resolved once, before simulating: a stencil that does not fit x fails now
+    embedding = routes.embedding_config(config, prob, prob.task.x_dim if prob.builtin else None)
     if progress is None:
         progress = sys.stderr.isatty()
     log = _log_fn(verbose)
@@ -127,12 +127,13 @@ def train(
             log(f"{run.path} holds a finished run: loading it")
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))
             return TrainingResult(posterior, run.load_json("report.json"), run.path)
-    return _run(prob, config, run, executor, progress, log)
+    return _run(prob, config, embedding, run, executor, progress, log)
 
 
 def _run(
     problem: Problem,
     config: RunConfig,
+    embedding: gbi_npe.EmbeddingConfig,
     run: RunDirectory | None,
     executor: Executor | None,
     progress: bool,
@@ -167,8 +168,8 @@ def _run(
             f"only {base.theta.shape[0]} of {base.n_requested} simulations are finite: "
             "too few to train on"
         )
-    # a stencil that does not fit x fails here, not after the surrogate's training
-    embedding = routes.embedding_config(config, problem, base.x.shape[1])
+    # a user simulator's x is known only now: check the stencil before any training
+    embedding.check_x_features(base.x.shape[1], f"the x that {problem.name}'s simulator returns")
     report["embedding"] = embedding.kind
     if config.route in ("b-nre", "b-nle"):
         posterior = routes.route_b(

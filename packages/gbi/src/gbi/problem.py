@@ -64,8 +64,8 @@ class Problem:
             )
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("name must be a non-empty string")
-        if self.x_stencil is not None:
-            self.stencil_embedding()  # a malformed stencil fails here, not at training
+        if self.x_stencil is not None:  # a malformed stencil fails here, not at training
+            object.__setattr__(self, "x_stencil", _checked_stencil(self.x_stencil))
 
     def stencil_embedding(
         self, hidden_features: int | None = None, output_features: int | None = None
@@ -76,7 +76,7 @@ class Problem:
         ``gbi_npe.EmbeddingConfig``'s defaults).
 
         Raises:
-            ValueError: the problem declares no ``x_stencil``, or a malformed one.
+            ValueError: the problem declares no ``x_stencil``.
         """
         import gbi_npe
 
@@ -85,16 +85,6 @@ class Problem:
                 f"a stencil embedding needs the problem's x layout, but {self.name} declares "
                 "no x_stencil (gbi.Problem(..., x_stencil={'grid': ..., 'offsets': ...}))"
             )
-        if not isinstance(self.x_stencil, Mapping) or not {"grid", "offsets"} <= set(
-            self.x_stencil
-        ):
-            raise ValueError(
-                "x_stencil must be a dict with keys 'grid', 'offsets' and optionally 'cyclic', "
-                f"got {self.x_stencil!r}"
-            )
-        unknown = set(self.x_stencil) - {"grid", "offsets", "cyclic"}
-        if unknown:
-            raise ValueError(f"x_stencil has unknown keys {sorted(unknown)}")
         widths = {"hidden_features": hidden_features, "output_features": output_features}
         return gbi_npe.EmbeddingConfig(
             kind="stencil",
@@ -190,3 +180,21 @@ def make_problem(problem: str | Problem | gbi_sims.Task, **task_options: Any) ->
         f"({', '.join(gbi_sims.list_tasks())}), a gbi_sims task, or gbi.Problem(low, high, "
         f"simulator); got {type(problem).__name__}"
     )
+
+
+def _checked_stencil(stencil: Any) -> dict[str, tuple]:
+    """A problem's ``x_stencil``, checked, as ``{"grid", "offsets", "cyclic"}`` tuples."""
+    import gbi_npe
+
+    if not isinstance(stencil, Mapping) or not {"grid", "offsets"} <= set(stencil):
+        raise ValueError(
+            "x_stencil must be a dict with keys 'grid', 'offsets' and optionally 'cyclic', "
+            f"got {stencil!r}"
+        )
+    unknown = set(stencil) - {"grid", "offsets", "cyclic"}
+    if unknown:
+        raise ValueError(f"x_stencil has unknown keys {sorted(unknown)}")
+    grid, offsets, cyclic = gbi_npe.stencil_layout(
+        stencil["grid"], stencil["offsets"], stencil.get("cyclic", ())
+    )
+    return {"grid": grid, "offsets": offsets, "cyclic": cyclic}

@@ -76,8 +76,16 @@ def _density(config: RunConfig) -> gbi_npe.SplineFlowConfig | gbi_npe.MDNConfig:
     )
 
 
-def embedding_config(config: RunConfig, problem: Problem, x_dim: int) -> gbi_npe.EmbeddingConfig:
-    """How the posterior network reads x (``config.embedding``, ``"auto"`` resolved).
+def embedding_config(
+    config: RunConfig, problem: Problem, x_dim: int | None = None
+) -> gbi_npe.EmbeddingConfig:
+    """How the posterior network and the NRE read x (``config.embedding``, ``"auto"`` resolved).
+
+    Args:
+        config: the run's settings.
+        problem: the problem (its ``x_stencil``).
+        x_dim: d_x where known (a built-in task's), to check a stencil's grid
+            against; None: not checked here.
 
     Raises:
         ValueError: ``"stencil"`` for a problem without ``x_stencil``, or a stencil
@@ -95,7 +103,8 @@ def embedding_config(config: RunConfig, problem: Problem, x_dim: int) -> gbi_npe
             output_features=config.embedding_features,
         )
     embedding = problem.stencil_embedding(config.hidden_features, config.embedding_features)
-    embedding.check_x_features(x_dim, f"the x that {problem.name}'s simulator returns")
+    if x_dim is not None:
+        embedding.check_x_features(x_dim, f"the x that {problem.name}'s simulator returns")
     return embedding
 
 

@@ -81,6 +81,50 @@ def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> N
         shutil.copy2(src, dst)
 
 
+def read_config(path: str | os.PathLike[str], hint: str = "") -> dict[str, Any]:
+    """A run directory's stored ``config.json``, decoded.
+
+    Raises:
+        RunConfigMismatch: the file is not valid JSON (``hint`` ends the message).
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunConfigMismatch(f"{path} is not valid JSON ({err}){hint}") from err
+
+
+def config_differences(
+    stored: dict[str, Any],
+    config: dict[str, Any],
+    legacy: dict[str, Any] | None = None,
+    ignore: frozenset[str] = frozenset(),
+) -> dict[str, tuple[Any, Any]]:
+    """The keys in which a stored configuration and a current one differ.
+
+    Both are compared after a JSON round trip (tuples as lists); ``VOLATILE_KEYS``
+    and ``ignore`` are skipped; a key missing from ``stored`` takes its value
+    from ``legacy`` (see ``RunDirectory``).
+
+    Returns:
+        ``{key: (stored value, current value)}``, sorted by key; a missing
+        value is ``"<missing>"``.
+    """
+    stored = {**_canonical(dict(legacy or {})), **_canonical(stored)}
+    config = _canonical(config)
+    keys = (set(stored) | set(config)) - VOLATILE_KEYS - ignore
+    return {
+        k: (stored.get(k, "<missing>"), config.get(k, "<missing>"))
+        for k in sorted(keys)
+        if stored.get(k) != config.get(k)
+    }
+
+
+def describe_differences(diffs: dict[str, tuple[Any, Any]]) -> str:
+    """``config_differences``' result as ``"key: stored X, now Y; ..."``."""
+    return "; ".join(f"{k}: stored {old!r}, now {new!r}" for k, (old, new) in diffs.items())
+
+
 class RunDirectory:
     """A run directory bound to one configuration.
 
@@ -110,31 +154,16 @@ class RunDirectory:
         self.config = _canonical(config)
         stored_path = self.path / "config.json"
         if stored_path.exists():
-            try:
-                stored = json.loads(stored_path.read_text())
-            except json.JSONDecodeError as err:
-                raise RunConfigMismatch(
-                    f"{stored_path} is not valid JSON ({err}); use a new output folder"
-                ) from err
-            self._check_same(stored)
+            self._check_same(read_config(stored_path, "; use a new output folder"))
         else:
             self.save_json("config.json", self.config)
 
-    def _differences(self, stored: dict[str, Any], ignore: frozenset[str]) -> list[str]:
-        stored = {**self.legacy, **stored}
-        keys = (set(stored) | set(self.config)) - VOLATILE_KEYS - ignore
-        return [
-            f"{k}: stored {stored.get(k, '<missing>')!r}, now {self.config.get(k, '<missing>')!r}"
-            for k in sorted(keys)
-            if stored.get(k) != self.config.get(k)
-        ]
-
     def _check_same(self, stored: dict[str, Any]) -> None:
-        diffs = self._differences(stored, frozenset())
+        diffs = config_differences(stored, self.config, self.legacy)
         if diffs:
             raise RunConfigMismatch(
                 f"run directory {self.path} was made with a different configuration ("
-                + "; ".join(diffs)
+                + describe_differences(diffs)
                 + "). Use a new output folder, or rerun with the stored settings to resume."
             )
 
@@ -171,15 +200,11 @@ class RunDirectory:
             raise RunConfigMismatch(f"{source} is not a run directory (no config.json)")
         if source.resolve() == self.path.resolve():
             raise RunConfigMismatch(f"{source} is this run directory; nothing to adopt")
-        try:
-            stored = json.loads(stored_path.read_text())
-        except json.JSONDecodeError as err:
-            raise RunConfigMismatch(f"{stored_path} is not valid JSON ({err})") from err
-        diffs = self._differences(stored, may_differ)
+        diffs = config_differences(read_config(stored_path), self.config, self.legacy, may_differ)
         if diffs:
             raise RunConfigMismatch(
                 f"cannot reuse the stages of {source}: its configuration differs in settings "
-                "they depend on (" + "; ".join(diffs) + ")"
+                "they depend on (" + describe_differences(diffs) + ")"
             )
         adopted = []
         for entry in sorted(source.iterdir()):
