@@ -137,6 +137,9 @@ def trained_run(
     Every benchmark that needs a trained posterior goes through here, so a
     model trained by one benchmark is reused by the others, and a run killed
     half way resumes from its last finished stage (``gbi.RunDirectory``).
+    A new tagged cell (an experiment) whose settings differ from its grid
+    cell's only in the posterior network's adopts that cell's simulations,
+    surrogate and scores (``gbi.train(reuse=)``).
 
     Returns:
         the ``gbi.TrainingResult`` (``.posterior``, ``.report``, ``.run_dir``).
@@ -145,12 +148,20 @@ def trained_run(
 
     name = run_name(task, route, simulations, seed, tag)
     out = RUNS_DIR / name
-    reuse = _retire_if_posterior_settings_changed(
-        out,
-        name,
-        dict(route=route, simulations=simulations, seed=seed, task_options=task_options or {}),
-        settings,
+    identity = dict(
+        route=route, simulations=simulations, seed=seed, task_options=task_options or {}
     )
+    reuse = _retire_if_posterior_settings_changed(out, name, identity, settings)
+    untagged = RUNS_DIR / run_name(task, route, simulations, seed)
+    if (
+        reuse is None
+        and tag
+        and not out.exists()
+        and _posterior_settings_differing(untagged, identity, settings) is not None
+    ):
+        # an experiment on the posterior network alone: the grid cell's
+        # simulations, surrogate and scores serve it as they are
+        reuse = untagged
     return gbi.train(
         task,
         route=route,
@@ -162,6 +173,27 @@ def trained_run(
         reuse=reuse,
         **settings,
     )
+
+
+def _posterior_settings_differing(
+    folder: Path, identity: dict[str, Any], settings: dict[str, Any]
+) -> list[str] | None:
+    """The posterior-network settings in which the run in ``folder`` differs
+    from the run asked for (``identity`` and ``settings``, as ``gbi.train``
+    takes them); None where there is no run or it differs in other settings
+    too (``gbi.config.POSTERIOR_SETTINGS``)."""
+    import gbi
+    from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
+    from gbi.rundir import config_differences, read_config
+
+    if not (folder / "config.json").is_file():
+        return None
+    stored = read_config(folder / "config.json")
+    wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings).to_dict()
+    differing = config_differences(stored, wanted, LEGACY_SETTINGS)
+    if set(differing) - POSTERIOR_SETTINGS:
+        return None
+    return list(differing)
 
 
 RETIRED_DIR = WORK_DIR / "retired"
@@ -184,18 +216,10 @@ def _retire_if_posterior_settings_changed(
     Returns:
         the retired run directory to reuse, or None.
     """
-    import gbi
-    from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
-    from gbi.rundir import config_differences, read_config
-
+    differing = _posterior_settings_differing(out, identity, settings)
+    if not differing:
+        return None
     stored_path = out / "config.json"
-    if not stored_path.is_file():
-        return None
-    stored = read_config(stored_path)
-    wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings).to_dict()
-    differing = config_differences(stored, wanted, LEGACY_SETTINGS)
-    if not differing or set(differing) - POSTERIOR_SETTINGS:
-        return None
     report = out / "report.json"
     stamp = time.strftime(
         "%Y%m%d-%H%M", time.gmtime((report if report.is_file() else stored_path).stat().st_mtime)

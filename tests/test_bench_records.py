@@ -102,3 +102,16 @@ def test_a_cell_trained_with_other_posterior_settings_is_retired_and_reused(
         )
     assert len(list((tmp_path / "retired").iterdir())) == 1
     assert (tmp_path / "runs" / name / "posterior.safetensors").is_file()
+    # an experiment on the posterior network alone (a tagged cell) adopts the
+    # grid cell's NRE; one that changes the NRE's settings trains its own
+    tagged = _common.trained_run(
+        "two_moons", "b-nre", 300, progress=False, tag="mdn", **{**tiny, "flow": "mdn"}
+    )
+    assert tagged.report["config"]["flow"] == "mdn"
+    assert (tmp_path / "runs" / f"{name}_mdn" / "surrogate_nre.safetensors").stat().st_ino == (
+        tmp_path / "runs" / name / "surrogate_nre.safetensors"
+    ).stat().st_ino
+    wider = _common.trained_run(
+        "two_moons", "b-nre", 300, progress=False, tag="wide", **{**tiny, "surrogate_hidden": 8}
+    )
+    assert wider.report["surrogate"]["history"] != new.report["surrogate"]["history"]
