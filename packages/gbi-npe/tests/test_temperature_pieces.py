@@ -155,28 +155,6 @@ def test_each_temperature_keeps_the_lowest_epoch_of_its_smoothed_curve():
     assert smoothed.epochs <= 41 + patience + 1
 
 
-def test_the_step_size_decays_on_the_total_alone_with_lr_decay_on_total():
-    """Part 0 improves for 30 epochs while part 1 worsens faster, so the total
-    rises from the start. By default the improving part keeps the step size;
-    with ``lr_decay_on="total"`` it halves every ``lr_patience`` epochs of the
-    total's stall (down to its floor), and training still runs until part 0
-    stalls."""
-    epochs, patience = 60, 8
-    part0 = [1.0 - 0.01 * min(e, 30) for e in range(epochs)]
-    part1 = [1.0 + 0.02 * e for e in range(epochs)]
-    settings = dict(patience=patience, lr_patience=2, min_lr_factor=1 / 8, per_temperature=True)
-    default = _run_scripted(part0, part1, **settings)
-    on_total = _run_scripted(part0, part1, lr_decay_on="total", **settings)
-    assert default.epochs == on_total.epochs == 30 + patience + 1
-    assert set(default.learning_rates[:31]) == {1e-3}
-    # the total never improves after epoch 0: halved after epochs 2, 4 and 6
-    assert list(on_total.learning_rates[:8]) == [1e-3] * 3 + [5e-4] * 2 + [2.5e-4] * 2 + [1.25e-4]
-    assert min(on_total.learning_rates) == 1e-3 / 8
-    assert on_total.validation_part_best_epochs == default.validation_part_best_epochs
-    with pytest.raises(ValueError, match="lr_decay_on must be one of"):
-        TrainConfig(lr_decay_on="parts")
-
-
 def test_per_temperature_needs_a_beta_distribution():
     npe = make_npe(2, 2, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
     theta = np.random.default_rng(0).uniform(-1, 1, (50, 2))

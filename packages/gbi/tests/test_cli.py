@@ -68,7 +68,6 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
         (["train", "two_moons", "--patience", "0", "--out", "x"], "patience must be"),
         (["train", "two_moons", "--nle-contrast", "-1", "--out", "x"], "nle_contrast must be"),
         (["train", "two_moons", "--pair-sampling", "x", "--out", "x"], "invalid choice"),
-        (["train", "two_moons", "--lr-decay-on", "x", "--out", "x"], "invalid choice"),
         (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "decay must lie in (0, 1)"),
         (["train", "two_moons", "--ema-decay", "fast", "--out", "x"], "or 'none'"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
@@ -266,15 +265,12 @@ def test_train_reuse_and_the_posterior_network_switches(
         str(tmp_path / "b"),
         "--reuse",
         str(tmp_path / "a"),
-        "--lr-decay-on",
-        "total",
         *common,
     )
     assert code == 0, err
     assert "reusing from" in err and "surrogate_nre.safetensors" in err
     config = (tmp_path / "b" / "config.json").read_text()
     assert '"ema_decay": 0.998' in config and '"per_temperature": true' in config
-    assert '"lr_decay_on": "total"' in config
     code, _, err = run_in_process(
         capsys,
         "train",

@@ -221,7 +221,6 @@ def test_user_simulator_end_to_end() -> None:
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
         ({"per_temperature": "yes"}, "per_temperature must be a bool"),
-        ({"lr_decay_on": "parts"}, "lr_decay_on must be one of"),
         ({"per_temperature": True, "route": "a"}, "per_temperature needs route"),
     ],
 )

@@ -21,8 +21,6 @@ EMBEDDING_KINDS = ("identity", "mlp", "stencil", "custom")
 BETA_FEATURES = ("log_beta", "beta", "inv_beta")
 #: how Route B's objective picks the base pairs of a minibatch (TrainConfig.pair_sampling).
 PAIR_SAMPLING = ("uniform", "weights")
-#: which plateau decays the step size under per-temperature stopping (TrainConfig.lr_decay_on).
-LR_DECAY_ON = ("any", "total")
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -371,12 +369,6 @@ class TrainConfig:
             every gradient noisy) is often noise in the weights that a smaller
             step removes, not the end of learning.
         lr_decay: factor of each decay, in (0, 1).
-        lr_decay_on: with ``per_temperature``, which stall the learning rate's
-            decay waits for: ``"any"`` (no temperature and not the total
-            improves; the default) or ``"total"`` (the total validation loss
-            alone, as without ``per_temperature``; training still goes on
-            while any temperature improves). Without per-temperature
-            stopping both are the same.
         smoothing: span, in epochs, of an exponential moving average of the
             validation loss (weight ``2 / (smoothing + 1)`` on the newest
             epoch). ``patience`` and ``lr_patience`` count epochs without a
@@ -450,7 +442,6 @@ class TrainConfig:
     patience: int = 20
     lr_patience: int | None = None
     lr_decay: float = 0.5
-    lr_decay_on: str = "any"
     smoothing: int = 1
     min_lr_factor: float = 1.0 / 16.0
     validation_fraction: float = 0.1
@@ -487,8 +478,6 @@ class TrainConfig:
             )
         if not isinstance(self.per_temperature, bool):
             raise ValueError(f"per_temperature must be a bool, got {self.per_temperature!r}")
-        if self.lr_decay_on not in LR_DECAY_ON:
-            raise ValueError(f"lr_decay_on must be one of {LR_DECAY_ON}, got {self.lr_decay_on!r}")
         if self.ema_decay is not None:
             _check_float("ema_decay", self.ema_decay, low=0.0, high=1.0, open_low=True)
             if self.ema_decay == 1.0:

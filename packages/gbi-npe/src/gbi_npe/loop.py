@@ -217,7 +217,7 @@ def train_loop(
     epoch_seconds: list[float] = []
     learning_rates: list[float] = []
     parts: list[tuple[float, ...]] = []
-    best, best_epoch, best_state, bad_epochs, lr_bad_epochs = np.inf, None, None, 0, 0
+    best, best_epoch, best_state, bad_epochs = np.inf, None, None, 0
     # the plateau test runs on an exponential moving average of the curve
     alpha = 2.0 / (config.smoothing + 1.0)
     smoothed, best_smoothed = None, np.inf
@@ -294,14 +294,11 @@ def train_loop(
                 if average is not None:
                     average.swap()
                 smoothed = value if smoothed is None else alpha * value + (1 - alpha) * smoothed
-                total_progress = smoothed < best_smoothed
-                best_smoothed = min(smoothed, best_smoothed)
-                bad_epochs = 0 if total_progress or part_progress else bad_epochs + 1
-                if total_progress or (part_progress and config.lr_decay_on == "any"):
-                    lr_bad_epochs = 0
+                if smoothed < best_smoothed or part_progress:
+                    best_smoothed, bad_epochs = min(smoothed, best_smoothed), 0
                 else:
-                    lr_bad_epochs += 1
-                    if config.lr_patience is not None and lr_bad_epochs % config.lr_patience == 0:
+                    bad_epochs += 1
+                    if config.lr_patience is not None and bad_epochs % config.lr_patience == 0:
                         _decay_learning_rate(optimizer, config)
             epoch_seconds.append(time.perf_counter() - epoch_start)
             bar.set_postfix(postfix)

@@ -79,7 +79,7 @@ def train(
             and synthesized pairs ``out`` takes over (hard links, else
             copies), so that a change to the posterior network's settings
             (``flow``, ``flow_layers``, ``ema_decay``, ``per_temperature``,
-            ``pair_sampling``, ``lr_decay_on``) retrains that network alone. Its configuration
+            ``pair_sampling``) retrains that network alone. Its configuration
             must equal this run's in every other setting
             (``gbi.RunConfigMismatch`` otherwise). Needs ``out``.
         **settings: further ``gbi.RunConfig`` fields (``max_epochs``,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import gbi_sims
-from gbi.config import EMBEDDINGS, LR_DECAY_ON, PAIR_SAMPLINGS, ROUTES, STABILIZATIONS
+from gbi.config import EMBEDDINGS, PAIR_SAMPLINGS, ROUTES, STABILIZATIONS
 
 EXAMPLES = {
     "simulate": "gbi simulate two_moons -n 100000 --seed 0 --out sims.npz",
@@ -123,7 +123,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         "pool_contrast",
         "ema_decay",
         "per_temperature",
-        "lr_decay_on",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -413,18 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
         "improves (default: on for routes b-nre and b-nle; routes a and auto cannot use it)",
     )
     p.add_argument(
-        "--lr-decay-on",
-        choices=LR_DECAY_ON,
-        help="with per-temperature stopping, what the posterior network's step size waits "
-        "for before it halves: 'any' (no temperature improves; default) or 'total' (the "
-        "total validation loss stalls)",
-    )
-    p.add_argument(
         "--reuse",
         metavar="RUN_DIR",
         help="take over the simulations, surrogates and scores of another run directory "
         "whose settings differ only in the posterior network's (--flow, --ema-decay, "
-        "--per-temperature, --pair-sampling, --lr-decay-on), so only that network is trained again",
+        "--per-temperature, --pair-sampling), so only that network is trained again",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

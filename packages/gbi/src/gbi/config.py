@@ -10,13 +10,12 @@ ROUTES = ("a", "b-nle", "b-nre", "auto")
 STABILIZATIONS = ("none", "truncate", "psis", "defensive")
 EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
-LR_DECAY_ON = ("any", "total")
 
 #: settings read by the posterior network's training alone: two runs that differ
 #: only in these share their simulations, surrogates, scores and synthesized
 #: pairs (``gbi.train(..., reuse=...)``, ``RunDirectory.adopt``).
 POSTERIOR_SETTINGS = frozenset(
-    {"flow", "flow_layers", "ema_decay", "per_temperature", "pair_sampling", "lr_decay_on"}
+    {"flow", "flow_layers", "ema_decay", "per_temperature", "pair_sampling"}
 )
 
 #: the files and folders of a run directory that come before the posterior
@@ -32,7 +31,6 @@ LEGACY_SETTINGS = {
     "pool_contrast": 0,
     "ema_decay": None,
     "per_temperature": False,
-    "lr_decay_on": "any",
 }
 
 
@@ -103,11 +101,6 @@ class RunConfig:
             None (default): on for routes ``b-nre`` and ``b-nle``, off for
             ``a`` and ``auto`` (which train on pairs with a fixed beta each
             and cannot use it); the stored configuration holds the resolved value.
-        lr_decay_on: with ``per_temperature``, what the posterior network's
-            step size waits for before it halves: ``"any"`` (5 epochs in
-            which no temperature improves; default) or ``"total"`` (5 epochs
-            without a better total validation loss; training still runs
-            until no temperature improves). See ``gbi_npe.TrainConfig``.
         ema_decay: the posterior network keeps an exponential moving average
             of its weights with this decay per step, and is validated, stopped
             and returned with it (``gbi_npe.TrainConfig.ema_decay``; default
@@ -152,7 +145,6 @@ class RunConfig:
     pool_contrast: int = 0
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
-    lr_decay_on: str = "any"
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -247,10 +239,6 @@ class RunConfig:
             raise ValueError(
                 "per_temperature needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' train "
                 f"on pairs with a fixed beta each), got route {self.route!r}"
-            )
-        if self.lr_decay_on not in LR_DECAY_ON:
-            raise ValueError(
-                f"lr_decay_on must be one of {', '.join(LR_DECAY_ON)}; got {self.lr_decay_on!r}"
             )
         if not 0 < self.auto_min_relative_ess < 1:
             raise ValueError("auto_min_relative_ess must lie in (0, 1)")

@@ -60,7 +60,6 @@ def train_config(
         pair_sampling=config.pair_sampling if npe else "uniform",
         ema_decay=config.ema_decay if npe else None,
         per_temperature=config.per_temperature and npe,
-        lr_decay_on=config.lr_decay_on if npe else "any",
         device=config.device,
         seed=derive_seed(config.seed, stream) % (2**31),
         progress=progress,
