@@ -189,8 +189,10 @@ def _posterior_settings_differing(
     if not (folder / "config.json").is_file():
         return None
     stored = read_config(folder / "config.json")
-    wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings).to_dict()
-    differing = config_differences(stored, wanted, LEGACY_SETTINGS)
+    wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings)
+    differing = config_differences(
+        stored, wanted.to_dict(), LEGACY_SETTINGS, wanted.unread_settings
+    )
     if set(differing) - POSTERIOR_SETTINGS:
         return None
     return list(differing)

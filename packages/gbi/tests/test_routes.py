@@ -140,6 +140,35 @@ def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> No
         )
 
 
+def test_a_setting_the_route_never_reads_does_not_block_a_rerun(tmp_path: Path) -> None:
+    # route b-nre never reads nle_contrast: a run made before it existed (or
+    # with another value) is the same run; route b-nle reads it (see above)
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    first = gbi.train("two_moons", route="b-nre", out=tmp_path / "run", **kwargs, **TINY)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    del stored["nle_contrast"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    again = gbi.train(
+        "two_moons", route="b-nre", out=tmp_path / "run", nle_contrast=5, **kwargs, **TINY
+    )
+    assert _canonical(again.report) == _canonical(first.report)
+    assert "nle_contrast" not in json.loads((tmp_path / "run" / "config.json").read_text())
+    # and its stages serve a run that differs in such a setting and the network
+    reused = gbi.train(
+        "two_moons",
+        route="b-nre",
+        out=tmp_path / "other",
+        reuse=tmp_path / "run",
+        ema_decay=None,
+        **kwargs,
+        **TINY,
+    )
+    assert reused.report["surrogate"] == first.report["surrogate"]
+    assert RunConfig("two_moons", route="b-nle").unread_settings.isdisjoint({"nle_contrast"})
+    for route, unread in gbi.config.UNREAD_SETTINGS.items():
+        assert unread <= set(RunConfig("two_moons", route=route).to_dict())
+
+
 def test_weighted_pair_sampling_end_to_end(tmp_path: Path) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     result = gbi.train("two_moons", out=tmp_path / "run", pair_sampling="weights", **kwargs, **TINY)

@@ -119,7 +119,7 @@ def train(
         if not prob.builtin:
             stored["prior_low"] = prob.low.tolist()
             stored["prior_high"] = prob.high.tolist()
-        run = RunDirectory(out, stored, LEGACY_SETTINGS)
+        run = RunDirectory(out, stored, LEGACY_SETTINGS, config.unread_settings)
         if reuse is not None:
             adopted = run.adopt(reuse, UPSTREAM_STAGES, POSTERIOR_SETTINGS)
             log(f"reusing from {reuse}: {', '.join(adopted) or 'nothing new'}")

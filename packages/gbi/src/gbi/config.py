@@ -22,6 +22,28 @@ POSTERIOR_SETTINGS = frozenset(
 #: network (``*``: every name with that prefix).
 UPSTREAM_STAGES = ["simulations", "surrogate_*", "scores_*", "synthesized_*"]
 
+_ROUTE_A_ONLY = frozenset(
+    {
+        "langevin_steps",
+        "langevin_step_scale",
+        "sigma_min",
+        "sigma_max",
+        "num_sigmas",
+        "synthetic_pairs",
+    }
+)
+_AUTO_ONLY = frozenset({"auto_grid", "auto_min_relative_ess", "auto_max_k_hat"})
+
+#: the settings each route never reads: two run directories of that route that
+#: differ only in these are the same run (one made before such a setting
+#: existed resumes, and its stages can be reused).
+UNREAD_SETTINGS = {
+    "a": frozenset({"nle_contrast", "pool_contrast"}) | _AUTO_ONLY,
+    "b-nle": frozenset({"pool_contrast"}) | _ROUTE_A_ONLY | _AUTO_ONLY,
+    "b-nre": frozenset({"nle_contrast"}) | _ROUTE_A_ONLY | _AUTO_ONLY,
+    "auto": frozenset({"nle_contrast", "pool_contrast"}),
+}
+
 #: settings added after run directories may have been written, with the value
 #: such a run used without naming it (``RunDirectory``'s ``legacy``): b-nle's
 #: weights were the raw likelihoods before ``nle_contrast`` existed.
@@ -258,6 +280,11 @@ class RunConfig:
         if "beta_range" in data:
             data["beta_range"] = tuple(data["beta_range"])
         return cls(**data)
+
+    @property
+    def unread_settings(self) -> frozenset[str]:
+        """The settings this run's route never reads (``UNREAD_SETTINGS``)."""
+        return UNREAD_SETTINGS[self.route]
 
     @property
     def surrogate_epochs(self) -> int:

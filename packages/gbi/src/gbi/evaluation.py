@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import numpy as np
 import gbi_eval
 import gbi_npe
 from gbi.problem import make_problem
-from gbi.rundir import RunDirectory
+from gbi.rundir import RunDirectory, read_config
 from gbi.simulation import derive_seed
 
 DEFAULT_BETAS = (0.1, 0.5, 1.0, 1.5)
@@ -51,7 +50,7 @@ def open_run(path: str | Path, device: str = "cpu") -> Run:
         raise FileNotFoundError(
             f"{path} has no trained posterior yet: rerun the same `gbi train` command to finish it"
         )
-    config = json.loads((path / "config.json").read_text())
+    config = read_config(path / "config.json")
     where = str(gbi_npe.resolve_device(device))
     return Run(path, config, gbi_npe.Posterior.load(path / "posterior.safetensors", device=where))
 

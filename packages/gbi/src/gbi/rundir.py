@@ -135,6 +135,8 @@ class RunDirectory:
         legacy: for settings added after a run may have been written, the
             value such a run used without naming it (a stored config that
             lacks the key matches a current value equal to this).
+        ignore: keys that may differ (settings this run never reads); the
+            stored ``config.json`` keeps its values.
 
     Raises:
         RunConfigMismatch: the folder holds a run with another configuration.
@@ -145,9 +147,11 @@ class RunDirectory:
         path: str | os.PathLike[str],
         config: dict[str, Any],
         legacy: dict[str, Any] | None = None,
+        ignore: frozenset[str] = frozenset(),
     ) -> None:
         self.path = Path(path)
         self.legacy = _canonical(dict(legacy or {}))
+        self.ignore = frozenset(ignore)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run directory {self.path} exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -159,7 +163,7 @@ class RunDirectory:
             self.save_json("config.json", self.config)
 
     def _check_same(self, stored: dict[str, Any]) -> None:
-        diffs = config_differences(stored, self.config, self.legacy)
+        diffs = config_differences(stored, self.config, self.legacy, self.ignore)
         if diffs:
             raise RunConfigMismatch(
                 f"run directory {self.path} was made with a different configuration ("
@@ -176,7 +180,8 @@ class RunDirectory:
         """Take over the finished files ``names`` of another run directory.
 
         ``source``'s configuration must equal this one's except for the keys
-        in ``may_differ`` (settings that the files named do not depend on).
+        in ``may_differ`` (settings that the files named do not depend on)
+        and this directory's ``ignore``.
         Each file (or folder, such as ``simulations``) that ``source`` holds
         and this directory does not yet hold is hard-linked where the file
         system allows, else copied; ``source`` is left as it was.
@@ -200,7 +205,8 @@ class RunDirectory:
             raise RunConfigMismatch(f"{source} is not a run directory (no config.json)")
         if source.resolve() == self.path.resolve():
             raise RunConfigMismatch(f"{source} is this run directory; nothing to adopt")
-        diffs = config_differences(read_config(stored_path), self.config, self.legacy, may_differ)
+        stored = read_config(stored_path)
+        diffs = config_differences(stored, self.config, self.legacy, may_differ | self.ignore)
         if diffs:
             raise RunConfigMismatch(
                 f"cannot reuse the stages of {source}: its configuration differs in settings "
