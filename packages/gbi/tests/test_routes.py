@@ -58,6 +58,27 @@ def test_route_end_to_end(route: str, tmp_path: Path) -> None:
         assert weights["relative_ess"][weights["beta"].index(1.0)] == pytest.approx(1.0)
     for name in ("config.json", "report.json", "posterior.safetensors"):
         assert (tmp_path / route / name).is_file()
+    # another posterior network on the same stages: every file before the
+    # posterior (simulations, surrogate, scores, synthesized pairs) is reused
+    gbi.train(
+        "two_moons",
+        route=route,
+        simulations=400,
+        seed=1,
+        out=tmp_path / "again",
+        reuse=tmp_path / route,
+        ema_decay=None,
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    own = {"config.json", "report.json", "posterior.safetensors"}
+    upstream = [p for p in (tmp_path / route).rglob("*") if p.is_file() and p.name not in own]
+    assert upstream
+    for path in upstream:
+        twin = tmp_path / "again" / path.relative_to(tmp_path / route)
+        assert twin.stat().st_ino == path.stat().st_ino, f"{twin.name} was made again"
 
 
 def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ POSTERIOR_SETTINGS = frozenset(
 
 #: the files and folders of a run directory that come before the posterior
 #: network (``*``: every name with that prefix).
-UPSTREAM_STAGES = ["simulations", "surrogate_*", "scores_*", "synthesized_*"]
+UPSTREAM_STAGES = ["simulations", "surrogate_*", "scores_*", "synthesized*"]
 
 _ROUTE_A_ONLY = frozenset(
     {
