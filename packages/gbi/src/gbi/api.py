@@ -169,7 +169,7 @@ def _run(
             "too few to train on"
         )
     # a user simulator's x is known only now: check the stencil before any training
-    embedding.check_x_features(base.x.shape[1], f"the x that {problem.name}'s simulator returns")
+    routes.check_x_width(embedding, problem, base.x.shape[1])
     report["embedding"] = embedding.kind
     if config.route in ("b-nre", "b-nle"):
         posterior = routes.route_b(

@@ -104,8 +104,17 @@ def embedding_config(
         )
     embedding = problem.stencil_embedding(config.hidden_features, config.embedding_features)
     if x_dim is not None:
-        embedding.check_x_features(x_dim, f"the x that {problem.name}'s simulator returns")
+        check_x_width(embedding, problem, x_dim)
     return embedding
+
+
+def check_x_width(embedding: gbi_npe.EmbeddingConfig, problem: Problem, x_dim: int) -> None:
+    """Refuse a stencil embedding whose grid does not fit the simulator's x (``x_dim`` wide).
+
+    Raises:
+        ValueError: naming the problem, the grid and ``x_dim``.
+    """
+    embedding.check_x_features(x_dim, f"the x that {problem.name}'s simulator returns")
 
 
 def report_betas(config: RunConfig) -> np.ndarray:
