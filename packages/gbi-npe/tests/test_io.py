@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -185,3 +186,30 @@ def test_the_same_file_format_for_other_models(tmp_path):
         load_estimator(path)
     with pytest.raises(ModelFileError, match="format version 1; this code reads version 2"):
         read_model_file(path, format="gbi-nre", version=2)
+
+
+def test_a_file_from_before_the_unconditional_transform_setting(make_ready, tmp_path):
+    """Flows were built with normflows' unconditional transform until the setting
+    existed: a header without the field loads as such a flow, with its weights."""
+    legacy = dataclasses.replace(SMALL, unconditional_transform=True)
+    estimator = make_ready(legacy, 3)
+    path = save_estimator(estimator, tmp_path / "legacy.safetensors")
+    assert any("unconditional_transform" in name for name in read_model_file(path)[1])
+
+    def drop_field(header, tensors):
+        del header["spec"]["density"]["unconditional_transform"]
+
+    _rewrite(path, drop_field)
+    loaded = load_estimator(path)
+    assert loaded.spec.density.unconditional_transform is True
+    theta = torch.tensor([[0.0, 1.0, -2.5], [1.5, 2.0, -2.2]])
+    context = torch.tensor([[0.1, -0.3, 0.7, 1.0], [1.2, 0.4, -0.5, 0.3]])  # x, then beta
+    with torch.no_grad():
+        assert torch.equal(loaded.log_prob(theta, context), estimator.log_prob(theta, context))
+
+
+def test_the_default_flow_has_no_unconditional_transform(make_ready, tmp_path):
+    path = save_estimator(make_ready(SMALL, 3), tmp_path / "model.safetensors")
+    assert read_header(path)["spec"]["density"]["unconditional_transform"] is False
+    assert not any("unconditional_transform" in name for name in read_model_file(path)[1])
+    assert load_estimator(path).spec.density.unconditional_transform is False

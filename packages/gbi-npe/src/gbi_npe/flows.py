@@ -37,43 +37,72 @@ class _Reverse(nf.flows.Flow):
         return self.forward(z, context)
 
 
-class _ConditionalSpline1d(nf.flows.Flow):
+def _conditioner(config: SplineFlowConfig, context_features: int):
+    """The factory of a coupling's residual conditioner network (normflows' signature)."""
+
+    def make_net(in_features: int, out_features: int) -> nn.Module:
+        return ResidualNet(
+            in_features=in_features,
+            out_features=out_features,
+            context_features=context_features,
+            hidden_features=config.hidden_features,
+            num_blocks=config.num_blocks,
+            activation=nn.ReLU(),
+            dropout_probability=config.dropout,
+        )
+
+    return make_net
+
+
+class _SplineCoupling(nf.flows.Flow):
+    """A rational-quadratic spline coupling layer.
+
+    ``mask`` marks the features transformed (1) given the others (0) and h. The
+    parameters sit under ``prqct``, as in normflows' ``CoupledRationalQuadraticSpline``,
+    so flows saved with that wrapper load unchanged.
+    """
+
+    _name = "prqct"
+
+    def __init__(
+        self,
+        config: SplineFlowConfig,
+        context_features: int,
+        mask: torch.Tensor,
+        unconditional_transform: bool,
+    ) -> None:
+        super().__init__()
+        coupling = PiecewiseRationalQuadraticCoupling(
+            mask=mask,
+            transform_net_create_fn=_conditioner(config, context_features),
+            num_bins=config.num_bins,
+            tails="linear",
+            tail_bound=config.tail_bound,
+            apply_unconditional_transform=unconditional_transform,
+        )
+        self.add_module(self._name, coupling)
+
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None):
+        z, log_det = getattr(self, self._name).inverse(z, context)
+        return z, log_det.view(-1)
+
+    def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None):
+        z, log_det = getattr(self, self._name)(z, context)
+        return z, log_det.view(-1)
+
+
+class _ConditionalSpline1d(_SplineCoupling):
     """The 1-D layer of both kinds: a spline of the single feature whose knots depend on h.
 
     normflows' coupling wrapper would give the single feature to the identity
     half (an empty, parameter-less transform); here it is always transformed.
+    Saved 1-D flows hold it under ``spline``.
     """
 
+    _name = "spline"
+
     def __init__(self, config: SplineFlowConfig, context_features: int) -> None:
-        super().__init__()
-
-        def make_net(in_features: int, out_features: int) -> nn.Module:
-            return ResidualNet(
-                in_features=in_features,
-                out_features=out_features,
-                context_features=context_features,
-                hidden_features=config.hidden_features,
-                num_blocks=config.num_blocks,
-                activation=nn.ReLU(),
-                dropout_probability=config.dropout,
-            )
-
-        self.spline = PiecewiseRationalQuadraticCoupling(
-            mask=torch.ones(1),
-            transform_net_create_fn=make_net,
-            num_bins=config.num_bins,
-            tails="linear",
-            tail_bound=config.tail_bound,
-            apply_unconditional_transform=False,
-        )
-
-    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None):
-        z, log_det = self.spline.inverse(z, context)
-        return z, log_det.view(-1)
-
-    def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None):
-        z, log_det = self.spline(z, context)
-        return z, log_det.view(-1)
+        super().__init__(config, context_features, torch.ones(1), unconditional_transform=False)
 
 
 def _make_layers(features: int, context_features: int, config: SplineFlowConfig) -> list[nn.Module]:
@@ -84,17 +113,10 @@ def _make_layers(features: int, context_features: int, config: SplineFlowConfig)
             # fully masked, dead input weight).
             layers.append(_ConditionalSpline1d(config, context_features))
         elif config.kind == "coupling":
+            mask = torch.zeros(features, dtype=torch.uint8)
+            mask[(i + 1) % 2 :: 2] = 1  # normflows' alternating masks
             layers.append(
-                nf.flows.CoupledRationalQuadraticSpline(
-                    features,
-                    config.num_blocks,
-                    config.hidden_features,
-                    num_context_channels=context_features,
-                    num_bins=config.num_bins,
-                    tail_bound=config.tail_bound,
-                    dropout_probability=config.dropout,
-                    reverse_mask=bool(i % 2),
-                )
+                _SplineCoupling(config, context_features, mask, config.unconditional_transform)
             )
         else:
             layers.append(
