@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -156,3 +157,18 @@ def test_save_and_load_through_the_posterior(posterior, tmp_path):
         posterior.sample(30, X, 0.7, seed=1), loaded.sample(30, X, 0.7, seed=1)
     )
     assert loaded.beta_range == posterior.beta_range
+
+
+def test_sampling_leaves_the_network_in_the_mode_it_found(make_ready):
+    """Draws and densities come from eval mode (no dropout); a network still in
+    training mode is handed back in training mode, one in eval mode untouched."""
+    posterior = Posterior(make_ready(dataclasses.replace(SMALL, dropout=0.5), 2, x_dim=3))
+    estimator = posterior.estimator
+    draws = {}
+    for training in (True, False):
+        estimator.train(training)
+        draws[training] = posterior.sample(50, X, 1.0, seed=3)
+        assert all(module.training is training for module in estimator.modules())
+        posterior.log_prob(draws[training], X, 1.0)
+        assert all(module.training is training for module in estimator.modules())
+    np.testing.assert_array_equal(draws[True], draws[False])

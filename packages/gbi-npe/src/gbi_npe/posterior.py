@@ -6,7 +6,9 @@ MCMC, no Python loop over observations.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,19 +181,14 @@ class Posterior:
         context, single = self._observations(x, beta, extrapolate)
         generator = torch_generator(seed)
         estimator = self.estimator
-        was_training = estimator.training
-        estimator.eval()
-        try:
-            with torch.inference_mode():
-                theta, log_q = estimator.sample_and_log_prob(
-                    n,
-                    self._tensor(context),
-                    generator,
-                    with_log_prob=with_log_prob,
-                    chunk_rows=self.chunk_rows,
-                )
-        finally:
-            estimator.train(was_training)
+        with _evaluating(estimator), torch.inference_mode():
+            theta, log_q = estimator.sample_and_log_prob(
+                n,
+                self._tensor(context),
+                generator,
+                with_log_prob=with_log_prob,
+                chunk_rows=self.chunk_rows,
+            )
         theta_np = theta.cpu().numpy()
         log_q_np = log_q.cpu().numpy() if log_q is not None else np.empty((0,))
         if single:
@@ -223,19 +220,14 @@ class Posterior:
         beta_rows = as_beta(beta, n)
         self._check_range(beta_rows, extrapolate)
         estimator = self.estimator
-        was_training = estimator.training
-        estimator.eval()
-        try:
-            with torch.inference_mode():
-                out = [
-                    estimator.log_prob(
-                        self._tensor(theta_rows[i : i + self.chunk_rows]),
-                        self._tensor(np.c_[x_rows, beta_rows][i : i + self.chunk_rows]),
-                    )
-                    for i in range(0, n, self.chunk_rows)
-                ]
-        finally:
-            estimator.train(was_training)
+        with _evaluating(estimator), torch.inference_mode():
+            out = [
+                estimator.log_prob(
+                    self._tensor(theta_rows[i : i + self.chunk_rows]),
+                    self._tensor(np.c_[x_rows, beta_rows][i : i + self.chunk_rows]),
+                )
+                for i in range(0, n, self.chunk_rows)
+            ]
         return torch.cat(out).cpu().numpy()
 
     # -- persistence -------------------------------------------------------------------------
@@ -259,3 +251,18 @@ class Posterior:
 
         estimator = load_estimator(path, embedding_net=embedding_net, device=device)
         return cls(estimator, chunk_rows=chunk_rows)
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode for the block, its mode restored after. A module
+    already in eval mode is left alone: toggling walks every submodule, which a
+    network with temperature pieces has hundreds of."""
+    if not module.training:
+        yield
+        return
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train()
