@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gbi_surrogates import EvidenceProgress
+
 pytestmark = pytest.mark.slow
 
 
@@ -63,6 +65,52 @@ def test_nle_log_ratio_matches_the_exact_ratio_on_joint_pairs(gaussian, trained_
     for wrong in (contrast[0], contrast[:, :1], contrast[:0]):
         with pytest.raises(ValueError, match="contrast_theta"):
             nle.log_ratio(theta, x, wrong)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_evidence_resumes_to_the_same_ratio(gaussian, trained_nle) -> None:
+    """The contrastive evidence is summed one contrast parameter at a time: a
+    call stopped half way continues from its last checkpoint, to the same bits."""
+    nle, _ = trained_nle
+    theta, x = gaussian.simulate(300, seed=102)
+    contrast, _ = gaussian.simulate(40, seed=103)
+    whole = nle.log_ratio(theta, x, contrast)
+    saved: list[EvidenceProgress] = []
+
+    def checkpoint(progress: EvidenceProgress) -> None:
+        saved.append(progress)
+        if progress.done == 17:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        nle.log_ratio(theta, x, contrast, checkpoint=checkpoint)
+    assert [p.done for p in saved] == list(range(1, 18))
+    calls = []
+    counting = nle.log_likelihood
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return counting(*args, **kwargs)
+
+    nle.log_likelihood = counted
+    try:
+        resumed = nle.log_ratio(theta, x, contrast, resume=saved[-1])
+    finally:
+        del nle.log_likelihood
+    np.testing.assert_array_equal(resumed, whole)
+    assert len(calls) == 40 - 17 + 1  # the remaining contrasts, then the own terms
+    finished = EvidenceProgress(40, saved[-1].log_sum)
+    for bad, message in (
+        (EvidenceProgress(41, saved[-1].log_sum), r"done must lie in \[0, 40\]"),
+        (EvidenceProgress(3, saved[-1].log_sum[:10]), "must hold 300 values"),
+        (EvidenceProgress(3, np.full(300, np.nan)), "none NaN"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            nle.log_ratio(theta, x, contrast, resume=bad)
+    assert nle.log_ratio(theta, x, contrast, resume=finished).shape == (300,)
 
 
 def test_nre_a_log_ratio_matches_the_truth_up_to_a_function_of_x(gaussian, trained_nre_a) -> None:

@@ -242,6 +242,46 @@ def test_resumed_b_nle_reuses_its_saved_scores(tmp_path: Path, monkeypatch) -> N
     assert _canonical(resumed.report["weights"]) == _canonical(first.report["weights"])
 
 
+def test_an_interrupted_nle_evidence_continues_where_it_stopped(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A run killed during the NLE's evidence keeps its progress (saved every
+    ``EVIDENCE_CHECKPOINT_SECONDS``) and finishes it to the same scores."""
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    run = tmp_path / "run"
+    gbi.train("two_moons", route="b-nle", out=run, **kwargs, **TINY)
+    whole = np.load(run / "scores_nle.npz")["scores"]
+    for name in ("scores_nle.npz", "posterior.safetensors", "report.json"):
+        (run / name).unlink()
+
+    original = gbi_surrogates.NLE.log_likelihood
+    calls = []
+
+    def interrupted(self, *args, **kw):
+        calls.append(1)
+        if len(calls) > 120:
+            raise KeyboardInterrupt
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(routes, "EVIDENCE_CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(gbi_surrogates.NLE, "log_likelihood", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gbi.train("two_moons", route="b-nle", out=run, **kwargs, **TINY)
+    partial = np.load(run / "scores_nle_partial.npz")
+    assert int(partial["done"]) == 120 and int(partial["contrasts"]) == 300
+
+    def counted(self, *args, **kw):
+        calls.append(1)
+        return original(self, *args, **kw)
+
+    calls.clear()
+    monkeypatch.setattr(gbi_surrogates.NLE, "log_likelihood", counted)
+    gbi.train("two_moons", route="b-nle", out=run, **kwargs, **TINY)
+    assert len(calls) == 300 - 120 + 1  # the other contrasts, then the own terms
+    np.testing.assert_array_equal(np.load(run / "scores_nle.npz")["scores"], whole)
+    assert not (run / "scores_nle_partial.npz").exists()
+
+
 def test_user_simulator_end_to_end() -> None:
     def simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return theta + 0.2 * rng.standard_normal(theta.shape)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from gbi_surrogates._from_npe import History, ModelFileError, TrainConfig
 from gbi_surrogates.config import NLEConfig, NREConfig, ScoreConfig
 from gbi_surrogates.io import load_surrogate, surrogate_kind
-from gbi_surrogates.nle import NLE, fit_nle
+from gbi_surrogates.nle import NLE, EvidenceProgress, fit_nle
 from gbi_surrogates.nre import NRE, fit_nre
 from gbi_surrogates.score import JointScoreModel, fit_score
 
@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "NLE",
     "NRE",
+    "EvidenceProgress",
     "History",
     "JointScoreModel",
     "ModelFileError",

@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,31 @@ from gbi_surrogates._runtime import (
 )
 from gbi_surrogates._training import run_in_stages
 from gbi_surrogates.config import NLEConfig
+
+
+@dataclass(frozen=True)
+class EvidenceProgress:
+    """How far ``NLE.log_ratio`` got through its contrast parameters.
+
+    Attributes:
+        done: contrast parameters summed so far (the first ``done`` of them).
+        log_sum: ``log sum_{j < done} p̂(x_i | theta'_j)`` per row, shape (n,)
+            (``-inf`` everywhere when ``done`` is 0).
+    """
+
+    done: int
+    log_sum: np.ndarray
+
+    def check(self, rows: int, contrasts: int) -> None:
+        """Raise ValueError unless this fits ``rows`` pairs and ``contrasts`` parameters."""
+        log_sum = np.asarray(self.log_sum)
+        if not 0 <= int(self.done) <= contrasts:
+            raise ValueError(f"resume: done must lie in [0, {contrasts}], got {self.done}")
+        if log_sum.shape != (rows,) or np.isnan(log_sum).any() or (log_sum == np.inf).any():
+            raise ValueError(
+                f"resume: log_sum must hold {rows} values, none NaN or +inf; got shape "
+                f"{log_sum.shape}"
+            )
 
 
 class NLE:
@@ -147,6 +174,8 @@ class NLE:
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         progress: bool = False,
+        resume: EvidenceProgress | None = None,
+        checkpoint: Callable[[EvidenceProgress], None] | None = None,
     ) -> np.ndarray:
         r"""A likelihood-to-evidence ratio ``log p̂(x_i | theta_i) / p̂(x_i)`` from this NLE.
 
@@ -163,7 +192,9 @@ class NLE:
         which is what makes NLE-form weights collapse (one x in a dense region
         outweighs all others).
 
-        Costs ``n * (M + 1)`` likelihood evaluations.
+        Costs ``n * (M + 1)`` likelihood evaluations, one contrast parameter
+        at a time: a long call can hand its progress to ``checkpoint`` and a
+        later call continue from it (``resume``), with the same result.
 
         Args:
             theta: shape (n, d_theta) or (d_theta,).
@@ -171,12 +202,15 @@ class NLE:
             contrast_theta: prior draws, shape (M, d_theta), M >= 1.
             chunk_size: rows per network call (results do not depend on it).
             progress: show a progress bar over the contrast parameters.
+            resume: the progress of an earlier call on the same arguments.
+            checkpoint: called with the progress after each contrast parameter.
 
         Returns:
             shape (n,), float64.
 
         Raises:
-            ValueError: wrong dimensions, non-finite values, mismatched rows.
+            ValueError: wrong dimensions, non-finite values, mismatched rows,
+                or a ``resume`` that does not fit these arguments.
         """
         theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
         contrast = np.asarray(contrast_theta, dtype=np.float64)
@@ -185,12 +219,22 @@ class NLE:
                 f"contrast_theta must be prior draws of shape (M, {self.theta_features}) with "
                 f"M >= 1, got shape {contrast.shape}"
             )
+        n, m = theta_a.shape[0], contrast.shape[0]
+        state = EvidenceProgress(0, np.full(n, -np.inf)) if resume is None else resume
+        state.check(n, m)
+        log_sum = state.log_sum.copy()
+        bar = tqdm(
+            total=m, initial=state.done, desc="evidence (NLE)", disable=not progress, leave=False
+        )
+        with bar:
+            for done in range(state.done, m):
+                term = self.log_likelihood(contrast[done], x_a, chunk_size=chunk_size)
+                log_sum = np.logaddexp(log_sum, term)
+                bar.update()
+                if checkpoint is not None:
+                    checkpoint(EvidenceProgress(done + 1, log_sum))
         own = self.log_likelihood(theta_a, x_a, chunk_size=chunk_size)
-        total = own.copy()
-        bar = tqdm(contrast, desc="evidence (NLE)", disable=not progress, leave=False)
-        for row in bar:
-            total = np.logaddexp(total, self.log_likelihood(row, x_a, chunk_size=chunk_size))
-        return own - (total - np.log(contrast.shape[0] + 1.0))
+        return own - (np.logaddexp(own, log_sum) - np.log(m + 1.0))
 
     def _surrogate_header(self) -> dict[str, Any]:
         header = _io.base_header(self.kind, None)

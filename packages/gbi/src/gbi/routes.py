@@ -124,6 +124,10 @@ def report_betas(config: RunConfig) -> np.ndarray:
 
 # -- surrogates -----------------------------------------------------------------------
 
+#: the NLE's evidence saves its progress at most this often (seconds)
+EVIDENCE_CHECKPOINT_SECONDS = 60.0
+_EVIDENCE_PARTIAL = "scores_nle_partial.npz"
+
 
 def fit_surrogate(
     kind: str,
@@ -144,6 +148,9 @@ def fit_surrogate(
         model = gbi_surrogates.load_surrogate(run.file(name), device="cpu")
         return model, run.load_json(f"surrogate_{kind}.json")
     log(f"training the {kind.upper()} on {base.theta.shape[0]} simulations")
+    if run is not None:  # scores of an earlier model of this kind would be stale
+        run.remove(f"scores_{kind}.npz")
+        run.remove(_EVIDENCE_PARTIAL)
     tc = train_config(config, kind, config.surrogate_epochs, progress)
     start = time.perf_counter()
     if kind == "nre":
@@ -182,7 +189,12 @@ def fit_surrogate(
 
 
 def scores_of(
-    model: Any, base: BaseSet, config: RunConfig, progress: bool = False
+    model: Any,
+    base: BaseSet,
+    config: RunConfig,
+    progress: bool = False,
+    run: RunDirectory | None = None,
+    log: Log | None = None,
 ) -> tuple[np.ndarray, str]:
     """Per-pair SNIS scores, shape (N,), and their form (``"nle"`` or ``"nre"``).
 
@@ -191,14 +203,54 @@ def scores_of(
     draws; all of them when there are fewer; see
     ``gbi_surrogates.NLE.log_ratio``), or with ``nle_contrast=0`` the paper's
     raw log-likelihoods (``m(x) = 1``), whose weights collapse wherever
-    log p(x | theta) spreads with x more than with theta.
+    log p(x | theta) spreads with x more than with theta. With a run
+    directory the evidence saves its progress there (``scores_nle_partial.npz``,
+    every ``EVIDENCE_CHECKPOINT_SECONDS``): an interrupted run continues it.
     """
     if isinstance(model, gbi_surrogates.NRE):
         return model.log_ratio(base.theta, base.x), "nre"
     if config.nle_contrast == 0:
         return model.log_likelihood(base.theta, base.x), "nle"
     contrast = base.theta[: config.nle_contrast]
-    return model.log_ratio(base.theta, base.x, contrast, progress=progress), "nre"
+    resume, checkpoint = None, None
+    if run is not None:
+        resume = _evidence_progress(run, base.theta.shape[0], contrast.shape[0])
+        if resume is not None and log is not None:
+            log(f"continuing the evidence after {resume.done} of {contrast.shape[0]} prior draws")
+        last_save = time.perf_counter()
+
+        def checkpoint(state: gbi_surrogates.EvidenceProgress) -> None:
+            nonlocal last_save
+            if time.perf_counter() - last_save >= EVIDENCE_CHECKPOINT_SECONDS:
+                run.save_npz(
+                    _EVIDENCE_PARTIAL,
+                    done=np.array(state.done),
+                    log_sum=state.log_sum,
+                    contrasts=np.array(contrast.shape[0]),
+                )
+                last_save = time.perf_counter()
+
+    scores = model.log_ratio(
+        base.theta, base.x, contrast, progress=progress, resume=resume, checkpoint=checkpoint
+    )
+    return scores, "nre"
+
+
+def _evidence_progress(
+    run: RunDirectory, rows: int, contrasts: int
+) -> gbi_surrogates.EvidenceProgress | None:
+    """The saved progress of this run's NLE evidence, if it fits ``rows`` and ``contrasts``."""
+    if not run.has(_EVIDENCE_PARTIAL):
+        return None
+    stored = run.load_npz(_EVIDENCE_PARTIAL)
+    progress = gbi_surrogates.EvidenceProgress(int(stored["done"]), stored["log_sum"])
+    if int(stored["contrasts"]) != contrasts:
+        return None
+    try:
+        progress.check(rows, contrasts)
+    except ValueError:
+        return None
+    return progress
 
 
 # -- Route A synthesis ------------------------------------------------------------------
@@ -329,9 +381,11 @@ def snis_weights(
         if model.kind == "nle" and config.nle_contrast and log is not None:
             contrasts = min(config.nle_contrast, base.theta.shape[0])
             log(f"estimating the evidence of each x from the NLE ({contrasts} prior draws)")
-        return scores_of(model, base, config, progress)
+        return scores_of(model, base, config, progress, run, log)
 
     scores, form = _cached_scores(run, f"scores_{model.kind}.npz", base.theta.shape[0], compute)
+    if run is not None:
+        run.remove(_EVIDENCE_PARTIAL)
     return gbi_tempering.SNISWeights(
         scores,
         form=form,

@@ -235,6 +235,10 @@ class RunDirectory:
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
 
+    def remove(self, name: str) -> None:
+        """Delete the file ``name`` if it is there."""
+        (self.path / name).unlink(missing_ok=True)
+
     def save_json(self, name: str, obj: Any) -> Path:
         path = self.path / name
         text = json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n"
