@@ -16,6 +16,7 @@ from gbi_npe import (
     SplineFlowConfig,
     TrainConfig,
 )
+from gbi_npe.config import density_config_from_dict
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,11 @@ from gbi_npe import (
         (lambda: SplineFlowConfig(tail_bound=0.0), "tail_bound must lie in"),
         (lambda: SplineFlowConfig(hidden_features=3.5), "hidden_features must be an integer"),
         (lambda: SplineFlowConfig(dropout=1.0), "dropout must lie in"),
+        (lambda: SplineFlowConfig(unconditional_transform=1), "must be a bool"),
+        (
+            lambda: SplineFlowConfig(kind="autoregressive", unconditional_transform=True),
+            "coupling layers only",
+        ),
         (lambda: MDNConfig(num_components=0), "num_components must be an integer >= 1"),
         (lambda: MDNConfig(min_scale=0.0), "min_scale must lie in"),
         (lambda: EmbeddingConfig(kind="cnn"), "kind must be one of"),
@@ -94,6 +100,16 @@ def test_spec_from_dict_rejects_garbage():
         EstimatorSpec.from_dict(data)
     with pytest.raises(ValueError, match="malformed estimator spec"):
         EstimatorSpec.from_dict({"inputs_features": 2})
+
+
+def test_spline_configs_written_before_the_unconditional_transform_setting():
+    """Older files name no ``unconditional_transform``: their coupling flows had
+    normflows' transform, their autoregressive flows none."""
+    for kind, expected in (("coupling", True), ("autoregressive", False)):
+        old = SplineFlowConfig(kind=kind).to_dict()
+        del old["unconditional_transform"]
+        assert density_config_from_dict(old).unconditional_transform is expected
+    assert density_config_from_dict(SplineFlowConfig().to_dict()) == SplineFlowConfig()
 
 
 def test_beta_distributions():

@@ -60,7 +60,8 @@ class SplineFlowConfig:
             (a training step of the default two-parameter flow costs 1.4x as
             long with it) and the alternating masks transform every feature
             conditionally anyway, as sbi's NSF does. Files written before this
-            field existed were built with it and load with it.
+            field existed were built with it and load with it. Coupling
+            layers only (an autoregressive layer has no untouched half).
     """
 
     kind: Literal["coupling", "autoregressive"] = "coupling"
@@ -84,6 +85,10 @@ class SplineFlowConfig:
         if not isinstance(self.unconditional_transform, bool):
             raise ValueError(
                 f"unconditional_transform must be a bool, got {self.unconditional_transform!r}"
+            )
+        if self.unconditional_transform and self.kind != "coupling":
+            raise ValueError(
+                f"unconditional_transform applies to coupling layers only, not kind={self.kind!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -359,8 +364,8 @@ def density_config_from_dict(data: dict[str, Any]) -> DensityConfig:
     data = dict(data)
     kind = data.pop("type", None)
     if kind == "spline_flow":
-        # written before the field existed: such flows were built with the transform
-        data.setdefault("unconditional_transform", True)
+        # written before the field existed: coupling flows were built with the transform
+        data.setdefault("unconditional_transform", data.get("kind", "coupling") == "coupling")
         return _from_fields(SplineFlowConfig, data)
     if kind == "mdn":
         return _from_fields(MDNConfig, data)
