@@ -1,10 +1,14 @@
-"""Conditional neural spline flows built from normflows' rational-quadratic spline layers.
+"""Conditional neural spline flows (Durkan et al. 2019), coupling or autoregressive.
 
 A ``SplineFlow`` is a density of standardized, unbounded ``y`` (b, d) given
 network features ``h`` (b, e). Base distribution: standard normal. Layer
 directions follow normflows: ``layer(z, h)`` maps noise towards data (used
 for sampling), ``layer.inverse(y, h)`` maps data towards noise (used for
-``log_prob``); both return ``log|det|`` of the map they apply.
+``log_prob``); both return ``log|det|`` of the map they apply. Coupling layers
+run our mask-free spline (``gbi_npe.splines``) on normflows' residual
+conditioner and keep normflows' parameter names; autoregressive layers, and
+coupling layers with the unconditional transform of older files, are
+normflows' own.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from normflows.nets.resnet import ResidualNet
 from torch import nn
 
 from .config import SplineFlowConfig
+from .splines import rational_quadratic_spline
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -54,12 +59,59 @@ def _conditioner(config: SplineFlowConfig, context_features: int):
     return make_net
 
 
+class _Coupling(nn.Module):
+    """Spline the ``transform_features`` of y given its ``identity_features`` and h.
+
+    The parameter and buffer names are those of normflows'
+    ``PiecewiseRationalQuadraticCoupling`` (without its unconditional
+    transform), so either loads the other's weights; the spline is
+    ``gbi_npe.splines`` (one pass over the whole batch, no masks).
+    """
+
+    def __init__(self, config: SplineFlowConfig, context_features: int, mask: torch.Tensor) -> None:
+        super().__init__()
+        features = torch.arange(len(mask))
+        self.register_buffer("identity_features", features[mask <= 0])
+        self.register_buffer("transform_features", features[mask > 0])
+        self.num_bins = config.num_bins
+        self.tail_bound = config.tail_bound
+        # as normflows: softmax logits scaled down by the conditioner's width at init
+        self.logit_scale = 1.0 / math.sqrt(config.hidden_features)
+        self.transform_net = _conditioner(config, context_features)(
+            len(self.identity_features), len(self.transform_features) * (3 * config.num_bins - 1)
+        )
+
+    def _apply_spline(self, y: torch.Tensor, h: torch.Tensor | None, inverse: bool):
+        identity = y.index_select(1, self.identity_features)
+        params = self.transform_net(identity, h).view(y.shape[0], len(self.transform_features), -1)
+        k = self.num_bins
+        out, log_det = rational_quadratic_spline(
+            y.index_select(1, self.transform_features),
+            params[..., :k] * self.logit_scale,
+            params[..., k : 2 * k] * self.logit_scale,
+            params[..., 2 * k :],
+            bound=self.tail_bound,
+            inverse=inverse,
+        )
+        return y.index_copy(1, self.transform_features, out), log_det.sum(dim=-1)
+
+    def forward(self, y: torch.Tensor, h: torch.Tensor | None = None):
+        """Data towards noise: ``(z (b, d), log|det| (b,))``."""
+        return self._apply_spline(y, h, inverse=False)
+
+    def inverse(self, z: torch.Tensor, h: torch.Tensor | None = None):
+        """Noise towards data: ``(y (b, d), log|det| (b,))`` of that map."""
+        return self._apply_spline(z, h, inverse=True)
+
+
 class _SplineCoupling(nf.flows.Flow):
     """A rational-quadratic spline coupling layer.
 
     ``mask`` marks the features transformed (1) given the others (0) and h. The
     parameters sit under ``prqct``, as in normflows' ``CoupledRationalQuadraticSpline``,
-    so flows saved with that wrapper load unchanged.
+    so flows saved with that wrapper load unchanged. With the unconditional
+    transform (flows saved before it became optional) the layer is normflows'
+    own coupling; without it, ``_Coupling``.
     """
 
     _name = "prqct"
@@ -72,14 +124,17 @@ class _SplineCoupling(nf.flows.Flow):
         unconditional_transform: bool,
     ) -> None:
         super().__init__()
-        coupling = PiecewiseRationalQuadraticCoupling(
-            mask=mask,
-            transform_net_create_fn=_conditioner(config, context_features),
-            num_bins=config.num_bins,
-            tails="linear",
-            tail_bound=config.tail_bound,
-            apply_unconditional_transform=unconditional_transform,
-        )
+        if unconditional_transform:
+            coupling = PiecewiseRationalQuadraticCoupling(
+                mask=mask,
+                transform_net_create_fn=_conditioner(config, context_features),
+                num_bins=config.num_bins,
+                tails="linear",
+                tail_bound=config.tail_bound,
+                apply_unconditional_transform=True,
+            )
+        else:
+            coupling = _Coupling(config, context_features, mask)
         self.add_module(self._name, coupling)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None):
