@@ -520,3 +520,67 @@ def test_reuse_retrains_only_the_posterior_network(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="reuse needs out"):
         gbi.train("two_moons", reuse=tmp_path / "a", **kwargs, **TINY)
+
+
+def _diverging(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """x = theta + noise, and for theta_0 > 0.5 a second statistic that blows up
+    (to 1e200 at the box's edge), as diverging trajectories do."""
+    noise = 0.1 * rng.standard_normal(theta.shape)
+    blow_up = np.where(theta[:, 0] > 0.5, 10.0 ** (400.0 * (theta[:, 0] - 0.5)), 0.0)
+    return np.c_[theta[:, 0] + noise[:, 0], theta[:, 1] + noise[:, 1] + blow_up]
+
+
+def test_score_coordinates_compress_only_heavy_tailed_x() -> None:
+    rng = np.random.default_rng(0)
+    tame = rng.normal(size=(500, 3))
+    plain = routes.ScoreCoordinates(tame)
+    assert not plain.compressed and plain.info() == {"x": "original"}
+    assert plain.to_u(tame) is tame and plain.to_x(tame) is tame
+    theta = rng.uniform(-1, 1, size=(500, 2))
+    x = _diverging(theta, rng)
+    assert not np.isfinite(np.var(x, axis=0)).all()  # what an affine standardization meets
+    coordinates = routes.ScoreCoordinates(x)
+    assert coordinates.compressed
+    u = coordinates.to_u(x)
+    assert np.isfinite(u).all() and np.abs(u).max() < 500  # log(1e200) is about 460
+    assert np.isfinite(np.var(u, axis=0)).all()
+    np.testing.assert_allclose(coordinates.to_x(u), x, rtol=1e-9)
+    info = coordinates.info()
+    assert info["heavy_features"] == 1 and info["tail"][0] is None
+    base = BaseSet(theta, x, 500, 0, 0, 0.0)
+    moved = coordinates.of(base)
+    np.testing.assert_array_equal(moved.x, u)
+    np.testing.assert_array_equal(moved.theta, theta)
+
+
+@pytest.mark.parametrize("route", ["a", "auto"])
+def test_route_a_trains_on_a_simulator_whose_x_diverges(route: str, tmp_path: Path) -> None:
+    """An affine standardization of such x overflows (the joint score model
+    refused lorenz96); Route A now works in compressed x and hands the NPE
+    pairs in the original coordinates."""
+    problem = Problem(low=[-1, -1], high=[1, 1], simulator=_diverging, name="diverging")
+    settings = {**TINY, "max_epochs": 3}
+    if route == "auto":  # thresholds no cell passes: Route A pairs alone, equally weighted
+        settings |= {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1.0}
+    result = gbi.train(
+        problem,
+        route=route,
+        simulations=400,
+        out=tmp_path / route,
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **settings,
+    )
+    if route == "auto":
+        assert {cell["route"] for cell in result.report["auto"]["cells"]} == {"a"}
+    synthesis = result.report["synthesis"]
+    assert synthesis["coordinates"]["x"].startswith("tail-compressed")
+    assert synthesis["coordinates"]["heavy_features"] == 1
+    name = "synthesized.npz" if route == "a" else "synthesized_auto.npz"
+    stored = np.load(tmp_path / route / name)
+    assert np.isfinite(stored["x"]).all()
+    # original coordinates: the blown-up statistic keeps its magnitude
+    assert np.abs(stored["x"][:, 1]).max() > 1e6
+    samples = result.posterior.sample(50, [0.9, 1e40], 0.5, seed=0)
+    assert samples.shape == (50, 2) and np.isfinite(samples).all()

@@ -20,11 +20,13 @@ in the cells where they fail, then train one NPE on the union.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 import gbi_npe
 import gbi_surrogates
@@ -33,6 +35,7 @@ from gbi.config import RunConfig
 from gbi.problem import Problem
 from gbi.rundir import RunDirectory
 from gbi.simulation import BaseSet, derive_seed
+from gbi_npe.transforms import Standardize, feature_stats
 
 #: temperatures at which the report gives weight diagnostics (the paper's grid + range ends).
 REPORT_BETAS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5, 2.0)
@@ -254,6 +257,66 @@ def _evidence_progress(
 
 
 # -- Route A synthesis ------------------------------------------------------------------
+
+
+class ScoreCoordinates:
+    """The x coordinates Route A's score model and Langevin synthesis work in.
+
+    A joint score model standardizes x affinely, which fails where
+    simulations diverge: a quarter of lorenz96's prior-predictive x exceed
+    100 and a few reach 1e100 (their variance overflows). For such x, Route A
+    works in ``u = g(x)``, gbi-npe's elementwise tail compression
+    (``gbi_npe.transforms.feature_stats``: robust shift and scale of a
+    heavy-tailed feature, logarithmic beyond the threshold), and maps the
+    synthesized pairs back with ``g^-1``. Because ``g`` is a fixed bijection
+    that does not depend on theta, ``p(u | theta) = p(x | theta) |dx/du|``
+    and the tempered conditional ``p_beta(theta | x) ∝ prior(theta)
+    p(x | theta)^beta`` is the same in either coordinates; only the
+    x-marginal of the synthesized pairs differs, which the NPE (a density of
+    theta given x) does not learn. Where no feature is heavy-tailed ``g`` is
+    the identity (``compressed`` False).
+
+    Args:
+        x: the base set's x, shape (n, d_x), finite.
+    """
+
+    def __init__(self, x: np.ndarray) -> None:
+        shift, scale, tail = feature_stats(x)
+        self.compressed = bool(np.isfinite(tail).any())
+        self._map = Standardize(x.shape[1])
+        if self.compressed:
+            self._map.set(shift, scale, tail)
+
+    def to_u(self, x: np.ndarray) -> np.ndarray:
+        """x (n, d_x) -> u (n, d_x)."""
+        if not self.compressed:
+            return x
+        with torch.no_grad():
+            return self._map(torch.as_tensor(x, dtype=torch.float64)).numpy()
+
+    def to_x(self, u: np.ndarray) -> np.ndarray:
+        """u (n, d_x) -> x (n, d_x); non-finite where u is."""
+        if not self.compressed:
+            return u
+        with torch.no_grad():
+            return self._map.inverse(torch.as_tensor(u, dtype=torch.float64)).numpy()
+
+    def of(self, base: BaseSet) -> BaseSet:
+        """The base set with x in these coordinates."""
+        return base if not self.compressed else dataclasses.replace(base, x=self.to_u(base.x))
+
+    def info(self) -> dict[str, Any]:
+        """What the run report records of these coordinates."""
+        if not self.compressed:
+            return {"x": "original"}
+        tail = self._map.tail.numpy()
+        return {
+            "x": "tail-compressed (gbi_npe.transforms.feature_stats)",
+            "heavy_features": int(np.isfinite(tail).sum()),
+            "shift": self._map.shift.tolist(),
+            "scale": self._map.scale.tolist(),
+            "tail": [None if not np.isfinite(t) else float(t) for t in tail],
+        }
 
 
 def synthesize_pairs(
@@ -553,11 +616,24 @@ def route_a(
     report: dict[str, Any],
     embedding: gbi_npe.EmbeddingConfig,
 ) -> gbi_npe.Posterior:
-    score_model, report["surrogate"] = fit_surrogate("score", base, config, run, progress, log)
+    coordinates = ScoreCoordinates(base.x)
+    score_base = coordinates.of(base)
+    score_model, report["surrogate"] = fit_surrogate(
+        "score", score_base, config, run, progress, log
+    )
     rng = np.random.default_rng(derive_seed(config.seed, "route-a-beta"))
     beta = log_uniform(rng, *config.beta_range, config.n_synthetic)
     theta, x, beta, report["synthesis"] = _cached_synthesis(
-        run, "synthesized.npz", score_model, base, problem, beta, config, progress, log
+        run,
+        "synthesized.npz",
+        score_model,
+        score_base,
+        problem,
+        beta,
+        config,
+        progress,
+        log,
+        coordinates,
     )
     log(f"training the beta-conditioned NPE (route a, {theta.shape[0]} synthesized pairs)")
 
@@ -570,15 +646,24 @@ def route_a(
     return posterior
 
 
-def _cached_synthesis(run, name, score_model, base, problem, beta, config, progress, log):
-    """Synthesized (theta, x, beta, info), finite rows only; saved and reused under ``name``."""
+def _cached_synthesis(
+    run, name, score_model, base, problem, beta, config, progress, log, coordinates
+):
+    """Synthesized (theta, x, beta, info), finite rows only; saved and reused under ``name``.
+
+    ``base`` and the score model are in ``coordinates``; the pairs returned and
+    saved are in the original ones.
+    """
     if run is not None and run.has(name):
         log(f"reusing the synthesized pairs in {run.file(name)}")
         stored = run.load_npz(name)
         info = run.load_json(name.replace(".npz", ".json"))
         return stored["theta"], stored["x"], stored["beta"], info
     log(f"Langevin synthesis of {beta.shape[0]} tempered pairs")
-    theta, x, info = synthesize_pairs(score_model, base, problem, beta, config, name, progress)
+    theta, u, info = synthesize_pairs(score_model, base, problem, beta, config, name, progress)
+    with np.errstate(over="ignore"):
+        x = coordinates.to_x(u)
+    info["coordinates"] = coordinates.info()
     finite = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(theta), axis=1)
     info["dropped_nonfinite"] = int((~finite).sum())
     theta, x, beta = theta[finite], x[finite], beta[finite]
@@ -658,8 +743,10 @@ def route_auto(
         f"(beta in {cells}), SNIS-weighted base set for the other {int((~failing).sum())}"
     )
     log("auto: " + decision["summary"])
+    coordinates = ScoreCoordinates(base.x)
+    score_base = coordinates.of(base)
     score_model, report["score_surrogate"] = fit_surrogate(
-        "score", base, config, run, progress, log
+        "score", score_base, config, run, progress, log
     )
     # Each kept base row serves ONE healthy cell, drawn at random, at that cell's
     # centre (fit normalizes the SNIS weights within each centre's rows); every
@@ -676,7 +763,16 @@ def route_auto(
         ]
     )
     theta_a, x_a, beta_a, report["synthesis"] = _cached_synthesis(
-        run, "synthesized_auto.npz", score_model, base, problem, beta_a, config, progress, log
+        run,
+        "synthesized_auto.npz",
+        score_model,
+        score_base,
+        problem,
+        beta_a,
+        config,
+        progress,
+        log,
+        coordinates,
     )
     if good_cells.size:
         cell_of_row = good_cells[rng.permutation(n_base) % good_cells.size]
@@ -690,7 +786,8 @@ def route_auto(
     theta_rows = np.concatenate([theta_b, theta_a])
     x_rows = np.concatenate([x_b, x_a])
     beta_rows = np.concatenate([beta_b, beta_a])
-    log_w_rows = np.concatenate([log_w_b, np.zeros(beta_a.shape[0])])
+    # every cell failing leaves Route A pairs alone: equal weights, none to pass
+    log_w_rows = np.concatenate([log_w_b, np.zeros(beta_a.shape[0])]) if good_cells.size else None
     decision["beta_route_a"] = bad.tolist()
     log(f"training the beta-conditioned NPE (auto, {theta_rows.shape[0]} rows)")
 
