@@ -584,3 +584,46 @@ def test_route_a_trains_on_a_simulator_whose_x_diverges(route: str, tmp_path: Pa
     assert np.abs(stored["x"][:, 1]).max() > 1e6
     samples = result.posterior.sample(50, [0.9, 1e40], 0.5, seed=0)
     assert samples.shape == (50, 2) and np.isfinite(samples).all()
+
+
+def test_the_synthesis_check_measures_how_far_pairs_near_beta_1_stray() -> None:
+    rng = np.random.default_rng(5)
+    base_x = rng.normal(size=(20_000, 3))
+    beta = rng.uniform(0.1, 2.0, size=4000)  # about 400 pairs in [0.9, 1.1]
+    good = routes._synthesis_check(rng.normal(size=(4000, 3)), beta, base_x)
+    assert good["pairs_near_beta_1"] == int(np.sum((beta >= 0.9) & (beta <= 1.1)))
+    # 1 % expected; the binomial standard error over ~1200 values is 0.3 %
+    assert abs(good["x_outside_near_beta_1"] - 0.01) < 0.01
+    bad = routes._synthesis_check(rng.normal(size=(4000, 3)) * 3.0, beta, base_x)
+    assert bad["x_outside_near_beta_1"] > 0.3  # P(|3 z| > 2.58) = 0.39
+    few = routes._synthesis_check(rng.normal(size=(50, 3)), np.ones(50), base_x)
+    assert few == {"pairs_near_beta_1": 50, "x_outside_near_beta_1": None}
+    nan_rows = np.full((200, 3), np.nan)  # dropped rows are not judged
+    assert routes._synthesis_check(nan_rows, np.ones(200), base_x)["pairs_near_beta_1"] == 0
+
+
+def test_route_a_warns_when_its_pairs_near_beta_1_leave_the_simulations(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    real = routes.synthesize_pairs
+
+    def strayed(*args, **kwargs):
+        theta, x, info = real(*args, **kwargs)
+        return theta, x + 10.0, info  # far outside two_moons' x range
+
+    monkeypatch.setattr(routes, "synthesize_pairs", strayed)
+    result = gbi.train(
+        "two_moons",
+        route="a",
+        simulations=400,
+        synthetic_pairs=2000,
+        out=tmp_path,
+        verbose=True,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    synthesis = result.report["synthesis"]
+    assert synthesis["pairs_near_beta_1"] >= routes.MIN_CHECK_PAIRS
+    assert synthesis["x_outside_near_beta_1"] > 0.9
+    assert "fall outside the simulations' central 99 % range" in capsys.readouterr().err
