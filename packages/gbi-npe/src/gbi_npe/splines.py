@@ -100,13 +100,13 @@ def rational_quadratic_spline(
         c = -slope * offset
         discriminant = (b * b - 4.0 * a * c).clamp_min(0.0)  # >= 0 in exact arithmetic
         t = (2.0 * c) / (-b - torch.sqrt(discriminant))
-        outputs = x0 + t * width
     else:
         t = (clamped - x0) / width
-        outputs = None
     t_one_minus_t = t * (1.0 - t)
     denominator = slope + curvature * t_one_minus_t
-    if outputs is None:
+    if inverse:
+        outputs = x0 + t * width
+    else:
         outputs = y0 + height * (slope * t * t + d0 * t_one_minus_t) / denominator
     numerator = slope * slope * (d1 * t * t + 2.0 * slope * t_one_minus_t + d0 * (1.0 - t) ** 2)
     log_det = torch.log(numerator) - 2.0 * torch.log(denominator)

@@ -282,10 +282,14 @@ class ScoreCoordinates:
 
     def __init__(self, x: np.ndarray) -> None:
         shift, scale, tail = feature_stats(x)
-        self.compressed = bool(np.isfinite(tail).any())
         self._map = Standardize(x.shape[1])
-        if self.compressed:
+        if np.isfinite(tail).any():
             self._map.set(shift, scale, tail)
+
+    @property
+    def compressed(self) -> bool:
+        """Whether some x feature is heavy-tailed (else ``g`` is the identity)."""
+        return self._map.has_tails
 
     def to_u(self, x: np.ndarray) -> np.ndarray:
         """x (n, d_x) -> u (n, d_x)."""
@@ -317,6 +321,18 @@ class ScoreCoordinates:
             "scale": self._map.scale.tolist(),
             "tail": [None if not np.isfinite(t) else float(t) for t in tail],
         }
+
+
+def _score_model(base: BaseSet, config: RunConfig, run, progress: bool, log: Log):
+    """The joint score model, trained (or reused) in ``ScoreCoordinates`` of the base set.
+
+    Returns ``(model, its report, coordinates, the base set in them)``; the
+    synthesis must start from that base set and map back with the coordinates.
+    """
+    coordinates = ScoreCoordinates(base.x)
+    score_base = coordinates.of(base)
+    model, model_report = fit_surrogate("score", score_base, config, run, progress, log)
+    return model, model_report, coordinates, score_base
 
 
 def synthesize_pairs(
@@ -640,10 +656,8 @@ def route_a(
     report: dict[str, Any],
     embedding: gbi_npe.EmbeddingConfig,
 ) -> gbi_npe.Posterior:
-    coordinates = ScoreCoordinates(base.x)
-    score_base = coordinates.of(base)
-    score_model, report["surrogate"] = fit_surrogate(
-        "score", score_base, config, run, progress, log
+    score_model, report["surrogate"], coordinates, score_base = _score_model(
+        base, config, run, progress, log
     )
     rng = np.random.default_rng(derive_seed(config.seed, "route-a-beta"))
     beta = log_uniform(rng, *config.beta_range, config.n_synthetic)
@@ -775,10 +789,8 @@ def route_auto(
         f"(beta in {cells}), SNIS-weighted base set for the other {int((~failing).sum())}"
     )
     log("auto: " + decision["summary"])
-    coordinates = ScoreCoordinates(base.x)
-    score_base = coordinates.of(base)
-    score_model, report["score_surrogate"] = fit_surrogate(
-        "score", score_base, config, run, progress, log
+    score_model, report["score_surrogate"], coordinates, score_base = _score_model(
+        base, config, run, progress, log
     )
     # Each kept base row serves ONE healthy cell, drawn at random, at that cell's
     # centre (fit normalizes the SNIS weights within each centre's rows); every
