@@ -5,8 +5,8 @@ network features ``h`` (b, e). Base distribution: standard normal. Layer
 directions follow normflows: ``layer(z, h)`` maps noise towards data (used
 for sampling), ``layer.inverse(y, h)`` maps data towards noise (used for
 ``log_prob``); both return ``log|det|`` of the map they apply. Coupling layers
-run our mask-free spline (``gbi_npe.splines``) on normflows' residual
-conditioner and keep normflows' parameter names; autoregressive layers, and
+run our mask-free spline (``gbi_npe.splines``) on our residual conditioner
+(``gbi_npe.resnet``) and keep normflows' parameter names; autoregressive layers, and
 coupling layers with the unconditional transform of older files, are
 normflows' own.
 """
@@ -18,10 +18,10 @@ import math
 import normflows as nf
 import torch
 from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCoupling
-from normflows.nets.resnet import ResidualNet
 from torch import nn
 
 from .config import SplineFlowConfig
+from .resnet import ResidualNet
 from .splines import rational_quadratic_spline
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -52,8 +52,7 @@ def _conditioner(config: SplineFlowConfig, context_features: int):
             context_features=context_features,
             hidden_features=config.hidden_features,
             num_blocks=config.num_blocks,
-            activation=nn.ReLU(),
-            dropout_probability=config.dropout,
+            dropout=config.dropout,
         )
 
     return make_net
