@@ -134,6 +134,50 @@ def test_learning_rate_decays_on_plateaus_down_to_its_floor():
     assert set(constant.learning_rates) == {0.1}
 
 
+def test_the_cosine_schedule_falls_from_the_rate_to_its_floor_over_max_epochs(monkeypatch):
+    """Every optimizer step takes the cosine's rate: the first the full rate,
+    the last of ``max_epochs`` epochs the floor; a plateau does not change it."""
+    module = nn.Linear(1, 1)
+    seen = []
+
+    class Recording(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    config = TrainConfig(
+        max_epochs=6,
+        batch_size=3,
+        patience=100,
+        lr_schedule="cosine",
+        min_lr_factor=0.1,
+        learning_rate=0.2,
+        progress=False,
+        device="cpu",
+    )
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    history = train_loop(
+        module,
+        lambda index, rng: module(torch.ones(index.size, 1)).pow(2).mean(),
+        8,  # 3 steps per epoch: 18 in all
+        config,
+        lambda: 1.0,  # never improves after epoch 0
+    )
+    steps = np.arange(18)
+    expected = 0.2 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * steps / 17)))
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
+    assert seen[0] == pytest.approx(0.2) and seen[-1] == pytest.approx(0.02)
+    assert history.epochs == 6
+    np.testing.assert_allclose(history.learning_rates, expected[2::3], rtol=1e-12)
+
+
+def test_the_cosine_schedule_is_not_combined_with_plateau_decay():
+    with pytest.raises(ValueError, match="lr_patience"):
+        TrainConfig(lr_schedule="cosine", lr_patience=3)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        TrainConfig(lr_schedule="linear")
+
+
 def test_smoothing_keeps_training_while_a_noisy_curve_still_falls():
     """A falling validation curve with a lucky dip every 10 epochs: counted
     against the raw best, 5 bad epochs follow each dip and patience 5 stops

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -284,3 +285,20 @@ def test_train_reuse_and_the_posterior_network_switches(
         *common,
     )
     assert code == 2 and "seed: stored 0, now 1" in err
+    code, _, err = run_in_process(
+        capsys,
+        "train",
+        "two_moons",
+        "--out",
+        str(tmp_path / "d"),
+        "--reuse",
+        str(tmp_path / "a"),
+        "--posterior-epochs",
+        "3",
+        *common,
+    )
+    assert code == 0, err
+    assert "surrogate_nre.safetensors" in err  # a posterior-only setting
+    report = json.loads((tmp_path / "d" / "report.json").read_text())
+    assert report["config"]["posterior_epochs"] == 3
+    assert len(report["npe"]["history"]["train_loss"]) == 3

@@ -215,6 +215,28 @@ def test_averaging_and_per_temperature_stopping_reach_the_posterior_network_only
     assert result.posterior.sample(10, [0.0, 0.0], 0.5, seed=0).shape == (10, 2)
 
 
+def test_a_posterior_budget_trains_that_many_epochs_on_a_cosine_schedule(
+    tmp_path: Path, capsys
+) -> None:
+    config = RunConfig("two_moons", posterior_epochs=7, max_epochs=40)
+    npe, nre = (routes.train_config(config, s, 40, False) for s in ("npe", "nre"))
+    assert npe.lr_schedule == "cosine" and npe.lr_patience is None
+    assert nre.lr_schedule == "plateau" and nre.max_epochs == 40
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="posterior_epochs"):
+            RunConfig("two_moons", posterior_epochs=bad)
+    kwargs = {"simulations": 300, "seed": 0, "verbose": True, "progress": False, "device": "cpu"}
+    settings = {**TINY, "patience": 50}  # the budget, not patience, ends it
+    result = gbi.train("two_moons", out=tmp_path / "run", posterior_epochs=5, **kwargs, **settings)
+    history = result.report["npe"]["history"]
+    assert len(history["train_loss"]) == 5
+    rates = np.asarray(history["learning_rates"])
+    assert np.all(np.diff(rates) < 0) and rates[-1] == pytest.approx(1e-3 / 16)
+    assert not result.report["npe"]["reached_max_epochs"]
+    assert "the NPE trained for all" not in capsys.readouterr().err  # the NRE may warn
+    assert result.report["config"]["posterior_epochs"] == 5
+
+
 def test_interrupted_training_resumes_from_the_saved_stages(tmp_path: Path) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)

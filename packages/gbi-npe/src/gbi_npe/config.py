@@ -21,6 +21,8 @@ EMBEDDING_KINDS = ("identity", "mlp", "stencil", "custom")
 BETA_FEATURES = ("log_beta", "beta", "inv_beta")
 #: how Route B's objective picks the base pairs of a minibatch (TrainConfig.pair_sampling).
 PAIR_SAMPLING = ("uniform", "weights")
+#: how the step size moves during training (TrainConfig.lr_schedule).
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -388,6 +390,13 @@ class TrainConfig:
             plateau of a noisy validation curve (Route B's SNIS weights make
             every gradient noisy) is often noise in the weights that a smaller
             step removes, not the end of learning.
+        lr_schedule: ``"plateau"`` (the rate moves only by ``lr_patience``;
+            constant without it) or ``"cosine"``: the rate falls along half a
+            cosine from ``learning_rate`` at the first step to
+            ``learning_rate * min_lr_factor`` at the last step of
+            ``max_epochs`` epochs (Loshchilov & Hutter 2017, without restarts),
+            so ``max_epochs`` is the training's budget; ``patience`` may still
+            stop it sooner. Not combined with ``lr_patience``.
         lr_decay: factor of each decay, in (0, 1).
         smoothing: span, in epochs, of an exponential moving average of the
             validation loss (weight ``2 / (smoothing + 1)`` on the newest
@@ -461,6 +470,7 @@ class TrainConfig:
     max_epochs: int = 200
     patience: int = 20
     lr_patience: int | None = None
+    lr_schedule: str = "plateau"
     lr_decay: float = 0.5
     smoothing: int = 1
     min_lr_factor: float = 1.0 / 16.0
@@ -482,6 +492,13 @@ class TrainConfig:
         _check_int("patience", self.patience, 1)
         if self.lr_patience is not None:
             _check_int("lr_patience", self.lr_patience, 1)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "cosine" and self.lr_patience is not None:
+            raise ValueError(
+                "lr_patience decays the rate on plateaus; with lr_schedule='cosine' the "
+                "schedule sets it: leave lr_patience None"
+            )
         _check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, open_low=True)
         _check_int("smoothing", self.smoothing, 1)
         _check_float("min_lr_factor", self.min_lr_factor, low=0.0, high=1.0, open_low=True)

@@ -10,6 +10,7 @@ surrogates (NLE, NRE, score models) can build their own.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -115,6 +116,14 @@ def _adam(parameters: list[nn.Parameter], learning_rate: float) -> torch.optim.A
         return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+def _cosine_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The step size of step ``step`` (from 0) of ``total_steps`` on the cosine schedule."""
+    floor = config.min_lr_factor
+    progress = step / max(1, total_steps - 1)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.learning_rate * (floor + (1.0 - floor) * cosine)
 
 
 def _decay_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
@@ -225,6 +234,9 @@ def train_loop(
     part_smoothed = part_best_smoothed = part_epoch = None
     states_by_epoch: dict[int, dict[str, torch.Tensor]] = {}
     stopped_early = False
+    cosine = config.lr_schedule == "cosine"
+    total_steps = config.max_epochs * -(-n_train // config.batch_size)
+    step = 0
     start = time.perf_counter()
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(config.seed)
@@ -235,6 +247,11 @@ def train_loop(
             order = rng.permutation(n_train)
             total = torch.zeros((), dtype=torch.float64, device=device)
             for lo in range(0, n_train, config.batch_size):
+                if cosine:
+                    rate = _cosine_rate(config, step, total_steps)
+                    for group in optimizer.param_groups:
+                        group["lr"] = rate
+                    step += 1
                 index = order[lo : lo + config.batch_size]
                 loss = batch_loss_fn(index, rng)
                 optimizer.zero_grad(set_to_none=True)

@@ -123,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "pool_contrast",
         "ema_decay",
         "per_temperature",
+        "posterior_epochs",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -412,11 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
         "improves (default: on for routes b-nre and b-nle; routes a and auto cannot use it)",
     )
     p.add_argument(
+        "--posterior-epochs",
+        type=int,
+        metavar="E",
+        help="train the posterior network for E epochs with a step size falling along half "
+        "a cosine (default: until its validation loss stops improving, at most --max-epochs)",
+    )
+    p.add_argument(
         "--reuse",
         metavar="RUN_DIR",
         help="take over the simulations, surrogates and scores of another run directory "
         "whose settings differ only in the posterior network's (--flow, --ema-decay, "
-        "--per-temperature, --pair-sampling), so only that network is trained again",
+        "--per-temperature, --pair-sampling, --posterior-epochs), so only that network is "
+        "trained again",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -15,7 +15,14 @@ PAIR_SAMPLINGS = ("uniform", "weights")
 #: only in these share their simulations, surrogates, scores and synthesized
 #: pairs (``gbi.train(..., reuse=...)``, ``RunDirectory.adopt``).
 POSTERIOR_SETTINGS = frozenset(
-    {"flow", "flow_layers", "ema_decay", "per_temperature", "pair_sampling"}
+    {
+        "flow",
+        "flow_layers",
+        "ema_decay",
+        "per_temperature",
+        "pair_sampling",
+        "posterior_epochs",
+    }
 )
 
 #: the files and folders of a run directory that come before the posterior
@@ -53,6 +60,7 @@ LEGACY_SETTINGS = {
     "pool_contrast": 0,
     "ema_decay": None,
     "per_temperature": False,
+    "posterior_epochs": None,
 }
 
 
@@ -129,6 +137,13 @@ class RunConfig:
             0.998, about the last 500 steps). None: the raw weights. Together
             with ``per_temperature`` it is the best or within noise of the best
             setting on every benchmark task and beta (docs/results.md).
+        posterior_epochs: the posterior network's training budget. None:
+            it trains until its validation loss stops improving (``patience``,
+            the step size halved on plateaus), at most ``max_epochs`` epochs.
+            An int E: E epochs with the step size falling along half a cosine
+            from ``learning_rate`` to a sixteenth of it
+            (``gbi_npe.TrainConfig.lr_schedule``); the validation still picks
+            the returned weights (per temperature with ``per_temperature``).
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -167,6 +182,7 @@ class RunConfig:
     pool_contrast: int = 0
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
+    posterior_epochs: int | None = None
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -224,9 +240,11 @@ class RunConfig:
             )
         if self.simulations < 20:
             raise ValueError(f"simulations must be at least 20, got {self.simulations}")
-        for name in ("surrogate_max_epochs", "synthetic_pairs"):
+        for name in ("surrogate_max_epochs", "synthetic_pairs", "posterior_epochs"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")

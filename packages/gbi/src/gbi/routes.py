@@ -52,14 +52,16 @@ def train_config(
     # size every patience / 4 epochs without progress rather than stopping at
     # the first plateau. The surrogates decay in stages of their own.
     npe = stream == "npe"
-    lr_patience = max(1, config.patience // 4) if npe else None
+    cosine = npe and config.posterior_epochs is not None
+    smoothing = max(1, config.patience // 4) if npe else 1
     return gbi_npe.TrainConfig(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         max_epochs=max_epochs,
         patience=config.patience,
-        lr_patience=lr_patience,
-        smoothing=lr_patience if npe else 1,
+        lr_patience=smoothing if npe and not cosine else None,
+        lr_schedule="cosine" if cosine else "plateau",
+        smoothing=smoothing,
         pair_sampling=config.pair_sampling if npe else "uniform",
         ema_decay=config.ema_decay if npe else None,
         per_temperature=config.per_temperature and npe,
@@ -423,6 +425,8 @@ def log_uniform(rng: np.random.Generator, low: float, high: float, n: int) -> np
 def _check_converged(history: Any, what: str, tc: gbi_npe.TrainConfig, log: Log) -> bool:
     """Log when training ran into ``max_epochs`` instead of stopping; returns whether it did."""
     reached = history.best_epoch is not None and not history.stopped_early
+    if tc.lr_schedule == "cosine":  # a budget, meant to be spent
+        return False
     if reached and len(history.train_loss) >= tc.max_epochs:
         log(
             f"warning: {what} trained for all {tc.max_epochs} epochs without its validation "
@@ -452,7 +456,7 @@ def fit_posterior(
         high=problem.high,
         seed=derive_seed(config.seed, "npe-init") % (2**31),
     )
-    tc = train_config(config, "npe", config.max_epochs, progress)
+    tc = train_config(config, "npe", config.posterior_epochs or config.max_epochs, progress)
     start = time.perf_counter()
     history = fit_fn(npe, tc)
     npe = npe.to("cpu")
