@@ -91,13 +91,15 @@ def _untrained_posterior(task: Any) -> Any:
     """A gbi-npe posterior of the architecture ``gbi.train`` builds, weights as initialized."""
     import gbi
     import gbi_npe
-    from gbi.routes import _density  # the posterior family gbi.train builds
+    from gbi.problem import make_problem
+    from gbi.routes import _density, embedding_config  # what gbi.train builds
 
     config = gbi.RunConfig(problem=task.name)
     npe = gbi_npe.make_npe(
         task.prior.dim,
         task.x_dim,
         density=_density(config),
+        embedding=embedding_config(config, make_problem(task.name), task.x_dim),
         low=task.prior.low,
         high=task.prior.high,
     )
