@@ -78,8 +78,9 @@ def train(
         reuse: another run directory whose simulations, surrogates, scores
             and synthesized pairs ``out`` takes over (hard links, else
             copies), so that a change to the posterior network's settings
-            (``flow``, ``flow_layers``, ``ema_decay``, ``per_temperature``,
-            ``pair_sampling``) retrains that network alone. Its configuration
+            (``gbi.config.POSTERIOR_SETTINGS``: ``flow``, ``flow_layers``,
+            ``ema_decay``, ``per_temperature``, ``pair_sampling``,
+            ``posterior_epochs``) retrains that network alone. Its configuration
             must equal this run's in every other setting
             (``gbi.RunConfigMismatch`` otherwise). Needs ``out``.
         **settings: further ``gbi.RunConfig`` fields (``max_epochs``,
