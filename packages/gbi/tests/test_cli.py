@@ -228,12 +228,18 @@ def test_demo_at_reduced_size(tmp_path: Path) -> None:
         "300",
         "--max-epochs",
         "1",
+        "--posterior-epochs",
+        "2",
         "--n-eval",
         "200",
         "--no-progress",
     )
     assert result.returncode == 0, result.stderr
     assert "figures:" in result.stdout
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["config"]["posterior_epochs"] == 2 and report["config"]["max_epochs"] == 1
+    assert len(report["npe"]["history"]["train_loss"]) == 2
+    assert "the NPE trained for all" not in result.stderr  # a budget is no warning
     for beta in ("0.10", "0.50", "1.00", "1.50"):
         assert beta in result.stdout
     assert (tmp_path / "demo" / "metrics.json").is_file()

@@ -283,7 +283,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     print(f"gbi demo: two_moons, route b-nre, {args.simulations} simulations -> {args.out}")
-    settings = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    settings = {"posterior_epochs": args.posterior_epochs}
+    if args.max_epochs is not None:
+        settings["max_epochs"] = args.max_epochs
     result = train(
         "two_moons",
         route="b-nre",
@@ -455,8 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-epochs",
         type=int,
+        help="epoch bound of the ratio estimator (default 500; early stopping ends it sooner)",
+    )
+    p.add_argument(
+        "--posterior-epochs",
+        type=int,
         default=150,
-        help="epoch bound of each network (early stopping usually ends sooner)",
+        metavar="E",
+        help="the posterior network's budget: E epochs on a cosine step size (default 150)",
     )
     p.add_argument("--n-eval", type=int, default=2000, help="samples per (x, beta) in evaluation")
     return parser
