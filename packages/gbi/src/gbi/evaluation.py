@@ -12,6 +12,7 @@ import numpy as np
 
 import gbi_eval
 import gbi_npe
+from gbi._threads import torch_threads_kept
 from gbi.problem import make_problem
 from gbi.rundir import RunDirectory, read_config
 from gbi.simulation import derive_seed
@@ -55,6 +56,7 @@ def open_run(path: str | Path, device: str = "cpu") -> Run:
     return Run(path, config, gbi_npe.Posterior.load(path / "posterior.safetensors", device=where))
 
 
+@torch_threads_kept()
 def reference_samples(
     task: Any, obs_index: int, beta: float, n: int, seed: int, cache: RunDirectory | None
 ) -> np.ndarray:
@@ -117,7 +119,8 @@ def evaluate(
         t0 = time.perf_counter()
         ref = reference_samples(task, obs_index, beta, n, derive_seed(seed, "reference"), cache)
         t_ref = time.perf_counter() - t0
-        x_obs = task.observation(obs_index).x
+        with torch_threads_kept():  # a task's observation may be simulated
+            x_obs = task.observation(obs_index).x
         t0 = time.perf_counter()
         q = run.posterior.sample(n, x_obs, beta, seed=derive_seed(seed, f"q{obs_index}"))
         t_q = time.perf_counter() - t0

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gbi._threads import torch_threads_kept
 from gbi.simulation import derive_seed
 
 
@@ -124,6 +125,7 @@ def plot_marginals_across_beta(
     return path
 
 
+@torch_threads_kept()
 def plot_predictive_traces(
     task: Any,
     posterior: Any,

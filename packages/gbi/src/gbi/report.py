@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gbi_eval
 from gbi import figures
+from gbi._threads import torch_threads_kept
 from gbi.evaluation import open_run, reference_samples
 from gbi.problem import make_problem
 from gbi.rundir import RunDirectory
@@ -50,7 +51,8 @@ def make_report(
         return written  # a user problem: no built-in observations to plot against
     task = problem.task
     low, high = run.posterior.beta_range
-    x_obs = task.observation(observation).x
+    with torch_threads_kept():  # a task's observation may be simulated
+        x_obs = task.observation(observation).x
     if task.name == "hodgkin_huxley":
         betas = _in_range(HH_BETAS, low, high)
         written.append(

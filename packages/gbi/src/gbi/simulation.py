@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gbi._threads import torch_threads_kept
 from gbi.problem import Problem
 from gbi.rundir import RunDirectory
 
@@ -47,6 +48,7 @@ def _chunk_name(index: int) -> str:
     return f"simulations/chunk_{index:05d}.npz"
 
 
+@torch_threads_kept()
 def simulate_base_set(
     problem: Problem,
     n: int,
