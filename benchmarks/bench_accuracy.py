@@ -466,7 +466,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wall_seconds=time.perf_counter() - start,
             **stamp,
         )
-        key = cell_key(task, route, simulations) + (f"/{args.tag}" if args.tag else "")
+        # another seed is another cell (the grid's cells are seed 0), named like a tag
+        parts = ([args.tag] if args.tag else []) + ([f"s{args.seed}"] if args.seed else [])
+        label = "-".join(parts)
+        key = cell_key(task, route, simulations) + (f"/{label}" if label else "")
         # keep what is finished even if a later cell is interrupted
         record = store_cell(key, cell)
     record = store_cell(None, None)
