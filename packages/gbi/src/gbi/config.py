@@ -143,7 +143,8 @@ class RunConfig:
             An int E: E epochs with the step size falling along half a cosine
             from ``learning_rate`` to a sixteenth of it
             (``gbi_npe.TrainConfig.lr_schedule``); the validation still picks
-            the returned weights (per temperature with ``per_temperature``).
+            the returned weights (per temperature with ``per_temperature``),
+            and ``patience`` epochs without progress still end it sooner.
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
