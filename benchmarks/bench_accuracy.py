@@ -517,8 +517,13 @@ def _median_table(cell: dict[str, Any], betas: list[float]) -> dict[float, float
 
 
 def _official(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The cells of the grid proper (no tagged smoke runs)."""
-    return {k: c for k, c in record.get("cells", {}).items() if not c.get("tag")}
+    """The cells of the grid proper (seed 0; no tagged experiments)."""
+    return {k: c for k, c in record.get("cells", {}).items() if not _experiment(c)}
+
+
+def _experiment(cell: dict[str, Any]) -> bool:
+    """A tagged cell (``--tag``) or one of another seed than the grid's 0."""
+    return bool(cell.get("tag") or cell.get("seed"))
 
 
 def plot_figures(record: dict[str, Any]) -> list[str]:
@@ -744,12 +749,12 @@ TAG_NOTES = {
 
 def _experiments(record: dict[str, Any]) -> list[str]:
     """The tagged cells (``--tag``, ``--set``): one row each, with their settings."""
-    tagged = {k: c for k, c in record.get("cells", {}).items() if c.get("tag")}
+    tagged = {k: c for k, c in record.get("cells", {}).items() if _experiment(c)}
     if not tagged:
         return []
     lines = [
-        "Experiments (tagged cells, not part of the grid; findings above say what each "
-        "tests): median C2ST.",
+        "Experiments (tagged cells and other seeds, not part of the grid; findings above say "
+        "what each tests): median C2ST.",
         "",
         "| cell | settings | " + " | ".join(f"{b:g}" for b in BETAS) + " | train s | commit |",
         "|---|---|" + "---:|" * len(BETAS) + "---:|---|",
@@ -759,7 +764,9 @@ def _experiments(record: dict[str, Any]) -> list[str]:
         table = _median_table(cell, list(BETAS))
         cols = [f"{table[b]:.3f}" if b in table else "" for b in BETAS]
         settings = ", ".join(f"{k}={v}" for k, v in sorted(cell.get("settings", {}).items()))
-        settings = TAG_NOTES.get(cell["tag"], settings)
+        settings = TAG_NOTES.get(cell.get("tag", ""), settings)
+        if cell.get("seed"):
+            settings = ", ".join([f"seed={cell['seed']}", *([settings] if settings else [])])
         seconds = cell.get("training", {}).get("seconds")
         lines.append(
             f"| {key} | {settings or 'defaults'} | "

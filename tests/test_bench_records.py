@@ -115,3 +115,18 @@ def test_a_cell_trained_with_other_posterior_settings_is_retired_and_reused(
         "two_moons", "b-nre", 300, progress=False, tag="wide", **{**tiny, "surrogate_hidden": 8}
     )
     assert wider.report["surrogate"]["history"] != new.report["surrogate"]["history"]
+
+
+def test_cells_of_another_seed_are_experiments_not_grid_cells(monkeypatch) -> None:
+    """A seed-1 cell must not stand in for the grid's seed-0 cell in the targets table."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_accuracy
+
+    record = {
+        "cells": {
+            "t/b-nre/10": {"tag": "", "seed": 0},
+            "t/b-nre/10/s1": {"tag": "", "seed": 1},
+            "t/b-nre/10/x": {"tag": "x", "seed": 0},
+        }
+    }
+    assert list(bench_accuracy._official(record)) == ["t/b-nre/10"]
