@@ -236,7 +236,8 @@ def _train_ours(
     _set_threads(args)
     settings: dict[str, Any] = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
     if posterior_epochs:  # a smoke run's --max-epochs bounds the budget too
-        settings["posterior_epochs"] = min(posterior_epochs, args.max_epochs or posterior_epochs)
+        posterior_epochs = min(posterior_epochs, args.max_epochs or posterior_epochs)
+        settings["posterior_epochs"] = posterior_epochs
     print(
         f"   training gbi {ROUTE} on {TRAINING_TASK} ({args.simulations} simulations"
         + (f", posterior_epochs={posterior_epochs})" if posterior_epochs else ")")
@@ -437,6 +438,14 @@ def _throughput_line(label: str, t: dict[str, Any]) -> str:
     )
 
 
+def _training_line(label: str, t: dict[str, Any]) -> str:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in t["stages"].items())
+    return (
+        f"| {label} | {t['device']} | NRE {t['nre_epochs']}, NPE {t['npe_epochs']} | "
+        f"{t['seconds']:.1f} | {stages} |"
+    )
+
+
 def to_markdown(record: dict[str, Any]) -> str:
     n = record["draws"]
     lines = [
@@ -481,19 +490,16 @@ def to_markdown(record: dict[str, Any]) -> str:
         "",
         "| model | device | epochs | wall time (s) | stages (s) |",
         "|---|---|---|---:|---|",
-        f"| gbi {training['route']} (all beta) | {ours['device']} | NRE {ours['nre_epochs']}, "
-        f"NPE {ours['npe_epochs']} | {ours['seconds']:.1f} | "
-        + ", ".join(f"{k} {v:.1f}" for k, v in ours["stages"].items())
-        + " |",
+        _training_line(f"gbi {training['route']} (all beta)", ours),
     ]
     budget = training.get("ours_budget")
     if budget:
         lines.append(
-            f"| gbi {training['route']} (all beta), posterior_epochs={budget['posterior_epochs']} "
-            f"| {budget['device']} | NRE {budget['nre_epochs']}, NPE {budget['npe_epochs']} | "
-            f"{budget['seconds']:.1f} | "
-            + ", ".join(f"{k} {v:.1f}" for k, v in budget["stages"].items())
-            + " |"
+            _training_line(
+                f"gbi {training['route']} (all beta), "
+                f"posterior_epochs={budget['posterior_epochs']}",
+                budget,
+            )
         )
     sbi_record = training["sbi"]
     if sbi_record["available"]:

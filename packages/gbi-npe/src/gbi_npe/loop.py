@@ -235,8 +235,7 @@ def train_loop(
     states_by_epoch: dict[int, dict[str, torch.Tensor]] = {}
     stopped_early = False
     cosine = config.lr_schedule == "cosine"
-    total_steps = config.max_epochs * -(-n_train // config.batch_size)
-    step = 0
+    steps_per_epoch = -(-n_train // config.batch_size)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(config.seed)
@@ -248,10 +247,10 @@ def train_loop(
             total = torch.zeros((), dtype=torch.float64, device=device)
             for lo in range(0, n_train, config.batch_size):
                 if cosine:
-                    rate = _cosine_rate(config, step, total_steps)
+                    step = epoch * steps_per_epoch + lo // config.batch_size
+                    rate = _cosine_rate(config, step, config.max_epochs * steps_per_epoch)
                     for group in optimizer.param_groups:
                         group["lr"] = rate
-                    step += 1
                 index = order[lo : lo + config.batch_size]
                 loss = batch_loss_fn(index, rng)
                 optimizer.zero_grad(set_to_none=True)

@@ -424,9 +424,9 @@ def log_uniform(rng: np.random.Generator, low: float, high: float, n: int) -> np
 
 def _check_converged(history: Any, what: str, tc: gbi_npe.TrainConfig, log: Log) -> bool:
     """Log when training ran into ``max_epochs`` instead of stopping; returns whether it did."""
-    reached = history.best_epoch is not None and not history.stopped_early
     if tc.lr_schedule == "cosine":  # a budget, meant to be spent
         return False
+    reached = history.best_epoch is not None and not history.stopped_early
     if reached and len(history.train_loss) >= tc.max_epochs:
         log(
             f"warning: {what} trained for all {tc.max_epochs} epochs without its validation "
