@@ -37,7 +37,7 @@ from .io import (
     save_estimator,
     write_model_file,
 )
-from .loop import History, resolve_device, train_loop
+from .loop import History, SnapshotMismatch, resolve_device, train_loop
 from .objective import LogWeightsFn, minibatch_loss, normalize_log_weights
 from .posterior import ExtrapolationWarning, Posterior
 from .stencil import StencilEmbedding, stencil_patches
@@ -58,6 +58,7 @@ __all__ = [
     "MDNConfig",
     "ModelFileError",
     "Posterior",
+    "SnapshotMismatch",
     "SplineFlowConfig",
     "StencilEmbedding",
     "TrainConfig",

@@ -10,10 +10,14 @@ surrogates (NLE, NRE, score models) can build their own.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,6 +170,135 @@ class _WeightAverage:
             avg.copy_(live)
 
 
+class SnapshotMismatch(ValueError):
+    """A training snapshot was written by another training (settings, data or network)."""
+
+
+@dataclass
+class _LoopState:
+    """Everything ``train_loop`` carries from one epoch to the next (what a snapshot holds)."""
+
+    epoch: int = 0  # the next epoch to run
+    train_losses: list[float] = field(default_factory=list)
+    validation_losses: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    parts: list[tuple[float, ...]] = field(default_factory=list)
+    best: float = math.inf
+    best_epoch: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+    smoothed: float | None = None
+    best_smoothed: float = math.inf
+    part_smoothed: np.ndarray | None = None
+    part_best_smoothed: np.ndarray | None = None
+    part_epoch: np.ndarray | None = None
+    states_by_epoch: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    stopped: bool = False
+    stopped_early: bool = False
+    seconds: float = 0.0  # wall time of the epochs run so far
+
+    _ARRAYS = ("part_smoothed", "part_best_smoothed", "part_epoch")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in self._ARRAYS:  # numpy arrays travel as lists (a weights-only load)
+            out[name] = None if out[name] is None else out[name].tolist()
+        out["parts"] = [list(p) for p in self.parts]
+        return out
+
+    def judge(self, value: float, alpha: float, progress: bool) -> bool:
+        """Add a validation loss to the smoothed curve; True if the epoch made no progress.
+
+        Progress is a new best of the smoothed curve, or ``progress`` (some
+        validation part improved).
+        """
+        s = self.smoothed
+        self.smoothed = value if s is None else alpha * value + (1 - alpha) * s
+        if self.smoothed < self.best_smoothed or progress:
+            self.best_smoothed, self.bad_epochs = min(self.smoothed, self.best_smoothed), 0
+            return False
+        self.bad_epochs += 1
+        return True
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> _LoopState:
+        state = cls(**{f.name: stored[f.name] for f in fields(cls)})
+        for name in cls._ARRAYS:
+            value = getattr(state, name)
+            if value is not None:
+                kind = int if name == "part_epoch" else np.float64
+                setattr(state, name, np.asarray(value, dtype=kind))
+        state.parts = [tuple(p) for p in state.parts]
+        return state
+
+
+def _fingerprint(
+    module: nn.Module, config: TrainConfig, n_train: int, n_validation: int, data: str | None
+) -> dict[str, Any]:
+    """What a snapshot must share with the training that resumes it."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("progress", "device")}
+    shapes = [[name, list(t.shape)] for name, t in module.state_dict().items()]
+    return {
+        "version": 1,
+        "settings": json.dumps(settings, sort_keys=True),
+        "state_shapes": json.dumps(shapes),
+        "n_train": n_train,
+        "n_validation": n_validation,
+        "data": data,
+    }
+
+
+def _fingerprint_differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    names = {
+        "settings": "the training settings",
+        "state_shapes": "the network",
+        "n_train": "the number of training rows",
+        "n_validation": "the number of validation rows",
+        "data": "the training data",
+        "version": "the snapshot format",
+    }
+    return [names.get(k, k) for k in now if stored.get(k) != now[k]]
+
+
+def _save_snapshot(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary name, then ``os.replace``: a kill leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_snapshot(
+    path: Path, fingerprint: dict[str, Any], device: torch.device
+) -> dict[str, Any] | None:
+    """The snapshot at ``path`` (``None`` without one); ``SnapshotMismatch`` if it is another's."""
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        stored = payload["fingerprint"]
+    except Exception as err:  # a truncated or foreign file
+        raise SnapshotMismatch(
+            f"{path} is not a training snapshot gbi-npe can read ({type(err).__name__}: {err}); "
+            "delete it to train from the start"
+        ) from err
+    differences = _fingerprint_differences(stored, fingerprint)
+    if differences:
+        raise SnapshotMismatch(
+            f"the training snapshot {path} was written by another training (it differs in "
+            f"{', '.join(differences)}); delete it to train from the start"
+        )
+    return payload
+
+
 def train_loop(
     module: nn.Module,
     batch_loss_fn: BatchLossFn,
@@ -178,6 +311,9 @@ def train_loop(
     description: str = "training",
     validation_parts: tuple[Callable[[], Any], tuple[str, ...]] | None = None,
     part_states: dict[int, dict[str, torch.Tensor]] | None = None,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_seconds: float = 60.0,
+    data_digest: str | None = None,
 ) -> History:
     """Minibatch Adam with clipping, validation, early stopping and best-weight restore.
 
@@ -185,10 +321,21 @@ def train_loop(
     ``n_train`` training positions once in a random order, in batches of
     ``config.batch_size``.
 
+    With ``snapshot``, the loop's whole state (weights, optimizer, weight
+    average, random streams, curves, best weights so far) is written to that
+    file at the end of an epoch whenever ``snapshot_seconds`` have passed
+    since the last write, and a later call with the same file continues from
+    it: an interrupted training loses at most the epochs of the last
+    ``snapshot_seconds`` (plus the epoch under way), and the resumed run ends
+    with exactly the weights and History an uninterrupted one would have
+    (``seconds`` apart). The file is removed when training ends.
+
     Args:
         module: the model, already on its device; its parameters are optimized.
         batch_loss_fn: ``(index (b,), rng) -> loss`` for training positions
-            ``index``; an unbiased estimate of the full objective.
+            ``index``; an unbiased estimate of the full objective. It must
+            keep no state of its own between calls beyond ``rng`` (resuming
+            restores ``rng``, torch's generator and the module only).
         n_train: number of training positions.
         config: optimizer and stopping settings.
         validation_loss_fn: ``() -> float`` (called in eval mode, no grad);
@@ -204,6 +351,11 @@ def train_loop(
             filled with ``{part index: state_dict of its best epoch}`` (parts
             best at the same epoch share one dict object); training then runs
             until no part improves.
+        snapshot: a file for the loop's state (see above); ``None``: none.
+        snapshot_seconds: least wall time between two snapshot writes (0:
+            after every epoch).
+        data_digest: a summary of the training data (e.g. a hash) stored in
+            the snapshot; a snapshot with another digest is refused.
 
     Returns:
         The History; ``module`` holds the best weights (or the last, without
@@ -211,8 +363,14 @@ def train_loop(
 
     Raises:
         FloatingPointError: a training or validation loss is not finite.
+        SnapshotMismatch: ``snapshot`` holds the state of another training
+            (other settings, network, row counts or ``data_digest``), or is
+            not a snapshot.
     """
     rng = np.random.default_rng(config.seed) if rng is None else rng
+    number = isinstance(snapshot_seconds, (int, float)) and not isinstance(snapshot_seconds, bool)
+    if not (number and snapshot_seconds >= 0):
+        raise ValueError(f"snapshot_seconds must be a number >= 0, got {snapshot_seconds!r}")
     parameters = [p for p in module.parameters() if p.requires_grad]
     optimizer = _adam(parameters, config.learning_rate)
     average = None if config.ema_decay is None else _WeightAverage(parameters, config.ema_decay)
@@ -221,26 +379,60 @@ def train_loop(
         first = next(iter(module.buffers()), None)
     device = first.device if first is not None else torch.device("cpu")
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    train_losses: list[float] = []
-    validation_losses: list[float] = []
-    epoch_seconds: list[float] = []
-    learning_rates: list[float] = []
-    parts: list[tuple[float, ...]] = []
-    best, best_epoch, best_state, bad_epochs = np.inf, None, None, 0
+    snapshot_path = None if snapshot is None else Path(snapshot)
+    fingerprint = _fingerprint(module, config, n_train, n_validation, data_digest)
+    payload = None
+    if snapshot_path is not None:
+        payload = _load_snapshot(snapshot_path, fingerprint, device)
+    state = _LoopState() if payload is None else _LoopState.from_dict(payload["loop"])
+    if payload is not None:
+        module.load_state_dict(payload["module"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if average is not None:
+            average.steps = payload["average_steps"]
+            for avg, stored in zip(average.average, payload["average"], strict=True):
+                avg.copy_(stored)
+        rng.bit_generator.state = payload["numpy_rng"]
     # the plateau test runs on an exponential moving average of the curve
     alpha = 2.0 / (config.smoothing + 1.0)
-    smoothed, best_smoothed = None, np.inf
     per_part = config.per_temperature and validation_parts is not None
-    part_smoothed = part_best_smoothed = part_epoch = None
-    states_by_epoch: dict[int, dict[str, torch.Tensor]] = {}
-    stopped_early = False
     cosine = config.lr_schedule == "cosine"
     steps_per_epoch = -(-n_train // config.batch_size)
     start = time.perf_counter()
+    last_save = start
+
+    def write_snapshot() -> None:
+        _save_snapshot(
+            snapshot_path,
+            {
+                "fingerprint": fingerprint,
+                "loop": state.to_dict(),
+                "module": module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "average": None if average is None else average.average,
+                "average_steps": None if average is None else average.steps,
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": [torch.cuda.get_rng_state(d) for d in cuda_devices],
+            },
+        )
+
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(config.seed)
-        bar = tqdm(range(config.max_epochs), desc=description, disable=not config.progress)
+        if payload is not None:
+            torch.set_rng_state(payload["torch_rng"].cpu())
+            for d, stored in zip(cuda_devices, payload["cuda_rng"], strict=True):
+                torch.cuda.set_rng_state(stored.cpu(), d)
+        bar = tqdm(
+            range(state.epoch, config.max_epochs),
+            desc=description,
+            disable=not config.progress,
+            initial=state.epoch,
+            total=config.max_epochs,
+        )
         for epoch in bar:
+            if state.stopped:
+                break
             epoch_start = time.perf_counter()
             module.train()
             order = rng.permutation(n_train)
@@ -261,14 +453,14 @@ def train_loop(
                 if average is not None:
                     average.update()
                 total += loss.detach().to(torch.float64) * (index.size / n_train)
-            train_losses.append(float(total))
-            if not np.isfinite(train_losses[-1]):
+            state.train_losses.append(float(total))
+            if not np.isfinite(state.train_losses[-1]):
                 raise FloatingPointError(
-                    f"the training loss became {train_losses[-1]} in epoch {epoch}; lower the "
-                    "learning rate or check the data and weights"
+                    f"the training loss became {state.train_losses[-1]} in epoch {epoch}; lower "
+                    "the learning rate or check the data and weights"
                 )
-            postfix = {"train": f"{train_losses[-1]:.4g}"}
-            learning_rates.append(optimizer.param_groups[0]["lr"])
+            postfix = {"train": f"{state.train_losses[-1]:.4g}"}
+            state.learning_rates.append(optimizer.param_groups[0]["lr"])
             if validation_loss_fn is not None:
                 module.eval()
                 if average is not None:
@@ -276,71 +468,84 @@ def train_loop(
                 value = float(validation_loss_fn())
                 if not np.isfinite(value):
                     raise FloatingPointError(f"the validation loss is {value} in epoch {epoch}")
-                validation_losses.append(value)
+                state.validation_losses.append(value)
                 if validation_parts is not None:
-                    parts.append(tuple(float(v) for v in validation_parts[0]()))
+                    state.parts.append(tuple(float(v) for v in validation_parts[0]()))
                 postfix["val"] = f"{value:.4g}"
-                if value < best:
-                    best, best_epoch = value, epoch
-                    best_state = copy.deepcopy(module.state_dict())
-                part_progress = False
-                if per_part:
-                    # each temperature keeps the epoch where its smoothed curve is
-                    # lowest: a part whose validation rests on few effective pairs
-                    # (small beta) has raw dips that are luck, not fit
-                    now = np.asarray(parts[-1], dtype=np.float64)
-                    if part_best_smoothed is None:
-                        part_best_smoothed = np.full(now.shape, np.inf)
-                        part_epoch = np.zeros(now.shape, dtype=int)
-                    part_smoothed = (
-                        now if part_smoothed is None else alpha * now + (1 - alpha) * part_smoothed
-                    )
-                    improved = part_smoothed < part_best_smoothed
-                    part_progress = bool(improved.any())
-                    if part_progress:
-                        states_by_epoch[epoch] = (
-                            best_state
-                            if best_epoch == epoch
-                            else copy.deepcopy(module.state_dict())
-                        )
-                        part_epoch[improved] = epoch
-                        for old in set(states_by_epoch) - set(part_epoch.tolist()):
-                            del states_by_epoch[old]
-                    part_best_smoothed = np.minimum(part_best_smoothed, part_smoothed)
+                if value < state.best:
+                    state.best, state.best_epoch = value, epoch
+                    state.best_state = copy.deepcopy(module.state_dict())
+                part_progress = per_part and _track_parts(state, epoch, alpha, module)
                 if average is not None:
                     average.swap()
-                smoothed = value if smoothed is None else alpha * value + (1 - alpha) * smoothed
-                if smoothed < best_smoothed or part_progress:
-                    best_smoothed, bad_epochs = min(smoothed, best_smoothed), 0
-                else:
-                    bad_epochs += 1
-                    if config.lr_patience is not None and bad_epochs % config.lr_patience == 0:
-                        _decay_learning_rate(optimizer, config)
-            epoch_seconds.append(time.perf_counter() - epoch_start)
+                plateau = state.judge(value, alpha, part_progress)
+                lr_patience = config.lr_patience
+                if plateau and lr_patience is not None and state.bad_epochs % lr_patience == 0:
+                    _decay_learning_rate(optimizer, config)
+            state.epoch_seconds.append(time.perf_counter() - epoch_start)
             bar.set_postfix(postfix)
-            if validation_loss_fn is not None and bad_epochs >= config.patience:
-                stopped_early = epoch < config.max_epochs - 1
-                break
+            state.epoch = epoch + 1
+            if validation_loss_fn is not None and state.bad_epochs >= config.patience:
+                state.stopped = True
+                state.stopped_early = epoch < config.max_epochs - 1
+            now = time.perf_counter()
+            if snapshot_path is not None and now - last_save >= snapshot_seconds:
+                state.seconds += now - last_save
+                last_save = now
+                write_snapshot()
         bar.close()
-    if part_states is not None and part_epoch is not None:
-        part_states.update({k: states_by_epoch[int(e)] for k, e in enumerate(part_epoch)})
-    if best_state is not None:
-        module.load_state_dict(best_state)
+    if part_states is not None and state.part_epoch is not None:
+        part_states.update(
+            {k: state.states_by_epoch[int(e)] for k, e in enumerate(state.part_epoch)}
+        )
+    if state.best_state is not None:
+        module.load_state_dict(state.best_state)
     elif average is not None:
         average.swap()  # without validation, the last average
     module.eval()
+    if snapshot_path is not None:
+        snapshot_path.unlink(missing_ok=True)
     return History(
-        train_loss=tuple(train_losses),
-        validation_loss=tuple(validation_losses),
-        best_epoch=best_epoch,
-        stopped_early=stopped_early,
-        seconds=time.perf_counter() - start,
-        epoch_seconds=tuple(epoch_seconds),
+        train_loss=tuple(state.train_losses),
+        validation_loss=tuple(state.validation_losses),
+        best_epoch=state.best_epoch,
+        stopped_early=state.stopped_early,
+        seconds=state.seconds + time.perf_counter() - last_save,
+        epoch_seconds=tuple(state.epoch_seconds),
         device=str(device),
         n_train=n_train,
         n_validation=n_validation,
-        learning_rates=tuple(learning_rates),
-        validation_parts=tuple(parts),
+        learning_rates=tuple(state.learning_rates),
+        validation_parts=tuple(state.parts),
         validation_part_labels=() if validation_parts is None else tuple(validation_parts[1]),
-        validation_part_best_epochs=() if part_epoch is None else tuple(int(e) for e in part_epoch),
+        validation_part_best_epochs=()
+        if state.part_epoch is None
+        else tuple(int(e) for e in state.part_epoch),
     )
+
+
+def _track_parts(state: _LoopState, epoch: int, alpha: float, module: nn.Module) -> bool:
+    """Update each validation part's smoothed best; True if any part improved.
+
+    Each temperature keeps the epoch where its smoothed curve is lowest: a part
+    whose validation rests on few effective pairs (small beta) has raw dips
+    that are luck, not fit.
+    """
+    now = np.asarray(state.parts[-1], dtype=np.float64)
+    if state.part_best_smoothed is None:
+        state.part_best_smoothed = np.full(now.shape, np.inf)
+        state.part_epoch = np.zeros(now.shape, dtype=int)
+    state.part_smoothed = (
+        now if state.part_smoothed is None else alpha * now + (1 - alpha) * state.part_smoothed
+    )
+    improved = state.part_smoothed < state.part_best_smoothed
+    progress = bool(improved.any())
+    if progress:
+        state.states_by_epoch[epoch] = (
+            state.best_state if state.best_epoch == epoch else copy.deepcopy(module.state_dict())
+        )
+        state.part_epoch[improved] = epoch
+        for old in set(state.states_by_epoch) - set(state.part_epoch.tolist()):
+            del state.states_by_epoch[old]
+    state.part_best_smoothed = np.minimum(state.part_best_smoothed, state.part_smoothed)
+    return progress

@@ -11,6 +11,8 @@ It never builds a posterior.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,9 @@ from .objective import (
     call_log_weights_fn,
     normalize_log_weights,
 )
+
+#: ``(file, seconds between writes)`` of a training snapshot, or ``None``.
+Snapshot = tuple["str | os.PathLike[str]", float] | None
 
 #: temperatures drawn to set the beta-feature standardization of a distribution.
 _BETA_STATS_DRAWS = 4096
@@ -102,6 +107,19 @@ def _check_inputs(
     return inputs_a, context_a
 
 
+def _digest(*parts: Any) -> str:
+    """A hash of the training data (arrays by dtype, shape and bytes; other parts by repr)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
 def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=device)
 
@@ -113,6 +131,7 @@ def _fit_rows(
     beta: np.ndarray | None,
     log_weights: np.ndarray | None,
     config: TrainConfig,
+    snapshot: Snapshot = None,
 ) -> History:
     """Fixed rows: per-row context (and beta), optional per-row weights."""
     n = inputs.shape[0]
@@ -153,7 +172,24 @@ def _fit_rows(
         rng=np.random.default_rng(loop_seq),
         n_validation=val.size,
         description="fit",
+        **_snapshot_args(snapshot, inputs, x, beta, log_weights),
     )
+
+
+def _check_snapshot(snapshot: Any, seconds: Any) -> Snapshot:
+    if snapshot is None:
+        return None
+    if not isinstance(snapshot, (str, os.PathLike)):
+        raise ValueError(f"snapshot must be a file path or None, got {type(snapshot).__name__}")
+    return snapshot, seconds  # train_loop checks the seconds
+
+
+def _snapshot_args(snapshot: Snapshot, *data: Any) -> dict[str, Any]:
+    """``train_loop``'s snapshot arguments: the file, its interval and a hash of ``data``."""
+    if snapshot is None:
+        return {}
+    path, seconds = snapshot
+    return {"snapshot": path, "snapshot_seconds": seconds, "data_digest": _digest(*data)}
 
 
 def _fit_continuous(
@@ -164,6 +200,7 @@ def _fit_continuous(
     log_weights_fn: LogWeightsFn | None,
     config: TrainConfig,
     groups: np.ndarray | None = None,
+    snapshot: Snapshot = None,
 ) -> History:
     """Base pairs with beta drawn per minibatch item, weights from ``log_weights_fn``."""
     n = theta.shape[0]
@@ -217,6 +254,15 @@ def _fit_continuous(
         if validation is None
         else (lambda: validation.last_losses, tuple(f"beta={b:.4g}" for b in grid)),
         part_states=part_states,
+        **_snapshot_args(
+            snapshot,
+            theta,
+            x,
+            np.array([distribution.low, distribution.high]),
+            grid,
+            grid_log_weights,
+            groups,
+        ),
     )
     if validation is None:
         return history
@@ -283,6 +329,8 @@ def fit(
     log_weights: np.ndarray | None = None,
     log_weights_fn: LogWeightsFn | None = None,
     groups: np.ndarray | None = None,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_seconds: float = 60.0,
 ) -> History:
     """Train a beta-conditioned estimator q(theta | x, beta) by weighted maximum likelihood.
 
@@ -332,17 +380,25 @@ def fit(
             pairs with one label (e.g. several thetas with the same x) are
             kept on one side of the validation split, so validation sees only
             unseen groups. ``None``: every pair on its own.
+        snapshot: a file where training saves its state at the end of an
+            epoch, at most every ``snapshot_seconds``; a call with a snapshot
+            of the same training (same data, settings and network) continues
+            from it and ends with the weights an uninterrupted call would
+            give. Removed when training ends. ``None``: no snapshots.
+        snapshot_seconds: least wall time between two snapshot writes.
 
     Returns:
         The training History.
 
     Raises:
         ValueError: malformed data, weights or configuration.
+        SnapshotMismatch: ``snapshot`` holds another training's state.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     estimator = _check_estimator(estimator, beta_conditioned=True)
+    snap = _check_snapshot(snapshot, snapshot_seconds)
     theta_a, x_a = _check_inputs(estimator, theta, x, ("theta", "x"))
     n = theta_a.shape[0]
     if isinstance(beta, BetaDistribution):
@@ -360,7 +416,7 @@ def fit(
                     f"groups must be an integer array of shape ({n},), got {groups.dtype} "
                     f"{groups.shape}"
                 )
-        return _fit_continuous(estimator, theta_a, x_a, beta, log_weights_fn, config, groups)
+        return _fit_continuous(estimator, theta_a, x_a, beta, log_weights_fn, config, groups, snap)
     if groups is not None:
         raise ValueError("groups needs beta to be a BetaDistribution")
     if config.per_temperature:
@@ -375,7 +431,7 @@ def fit(
         )
     beta_a = as_beta(beta, n)
     lw = as_weights(weights, log_weights, n)
-    return _fit_rows(estimator, theta_a, x_a, beta_a, lw, config)
+    return _fit_rows(estimator, theta_a, x_a, beta_a, lw, config, snap)
 
 
 def fit_conditional(
@@ -386,6 +442,8 @@ def fit_conditional(
     config: TrainConfig | None = None,
     *,
     log_weights: np.ndarray | None = None,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_seconds: float = 60.0,
 ) -> History:
     """Train a generic estimator q(inputs | context) (e.g. an NLE q(x | theta)).
 
@@ -399,6 +457,8 @@ def fit_conditional(
         weights: non-negative (N,), or ``None``.
         config: a ``TrainConfig``.
         log_weights: log weights (N,) instead of ``weights``.
+        snapshot: a file for resumable training (see ``fit``).
+        snapshot_seconds: least wall time between two snapshot writes.
 
     Returns:
         The training History.
@@ -407,6 +467,7 @@ def fit_conditional(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     estimator = _check_estimator(estimator, beta_conditioned=False)
+    snap = _check_snapshot(snapshot, snapshot_seconds)
     inputs_a, context_a = _check_inputs(estimator, inputs, context, ("inputs", "context"))
     lw = as_weights(weights, log_weights, inputs_a.shape[0])
-    return _fit_rows(estimator, inputs_a, context_a, None, lw, config)
+    return _fit_rows(estimator, inputs_a, context_a, None, lw, config, snap)
