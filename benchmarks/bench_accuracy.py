@@ -365,7 +365,9 @@ def plain_cell(args: argparse.Namespace, task_name: str, simulations: int) -> di
             base.x.shape[1],
             config,
             False,
-            lambda npe, tc: gbi_npe.fit(npe, base.theta, base.x, 1.0, config=tc),
+            lambda npe, tc, **snapshot: gbi_npe.fit(
+                npe, base.theta, base.x, 1.0, config=tc, **snapshot
+            ),
             embedding=embedding_config(config, problem, base.x.shape[1]),
         )
         folder.mkdir(parents=True, exist_ok=True)

@@ -304,6 +304,60 @@ def test_an_interrupted_nle_evidence_continues_where_it_stopped(
     assert not (run / "scores_nle_partial.npz").exists()
 
 
+def test_an_interrupted_posterior_training_continues_to_the_same_network(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A run killed while its NPE trains keeps the epochs of its last snapshot and
+    finishes to the network an uninterrupted run gives; a snapshot of another
+    training is discarded, not mixed in."""
+    kwargs = {"simulations": 300, "verbose": False, "progress": False, "device": "cpu"}
+    settings = {**TINY, "max_epochs": 4, "patience": 10}
+    whole = gbi.train("two_moons", seed=0, out=tmp_path / "whole", **kwargs, **settings)
+    original = gbi_npe.objective.ContinuousBetaNLL.batch_loss
+    calls = []
+
+    def interrupted(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 3 * 2 + 2:  # 3 batches an epoch: in the third epoch
+            raise KeyboardInterrupt
+        return original(self, *args, **kw)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(routes, "POSTERIOR_SNAPSHOT_SECONDS", 0.0)
+    monkeypatch.setattr(gbi_npe.objective.ContinuousBetaNLL, "batch_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gbi.train("two_moons", seed=0, out=run, **kwargs, **settings)
+    assert (run / routes.POSTERIOR_SNAPSHOT).is_file()
+    monkeypatch.setattr(gbi_npe.objective.ContinuousBetaNLL, "batch_loss", original)
+    resumed = gbi.train("two_moons", seed=0, out=run, **kwargs, **settings)
+    assert not (run / routes.POSTERIOR_SNAPSHOT).exists()
+    x = np.array([0.1, -0.2])
+    for beta in (0.1, 1.0, 2.0):
+        np.testing.assert_array_equal(
+            resumed.posterior.sample(200, x, beta, seed=1),
+            whole.posterior.sample(200, x, beta, seed=1),
+        )
+    history = resumed.report["npe"]["history"]
+    assert history["train_loss"] == whole.report["npe"]["history"]["train_loss"]
+
+    # another run's snapshot (another seed, so other data and settings): trained anew
+    other = tmp_path / "other"
+    first = gbi.train("two_moons", seed=1, out=other, **kwargs, **settings)
+    (other / "posterior.safetensors").unlink()
+    (other / "report.json").unlink()
+    calls.clear()
+    monkeypatch.setattr(gbi_npe.objective.ContinuousBetaNLL, "batch_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gbi.train("two_moons", seed=0, out=tmp_path / "run0", **kwargs, **settings)
+    (tmp_path / "run0" / routes.POSTERIOR_SNAPSHOT).rename(other / routes.POSTERIOR_SNAPSHOT)
+    monkeypatch.setattr(gbi_npe.objective.ContinuousBetaNLL, "batch_loss", original)
+    again = gbi.train("two_moons", seed=1, out=other, **kwargs, **settings)
+    np.testing.assert_array_equal(
+        again.posterior.sample(200, x, 1.0, seed=1), first.posterior.sample(200, x, 1.0, seed=1)
+    )
+    assert not (other / routes.POSTERIOR_SNAPSHOT).exists()
+
+
 def test_user_simulator_end_to_end() -> None:
     def simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return theta + 0.2 * rng.standard_normal(theta.shape)

@@ -132,6 +132,9 @@ def report_betas(config: RunConfig) -> np.ndarray:
 #: the NLE's evidence saves its progress at most this often (seconds)
 EVIDENCE_CHECKPOINT_SECONDS = 60.0
 _EVIDENCE_PARTIAL = "scores_nle_partial.npz"
+#: the posterior network's training saves its state at most this often (seconds)
+POSTERIOR_SNAPSHOT_SECONDS = 60.0
+POSTERIOR_SNAPSHOT = "posterior_snapshot.pt"
 
 
 def fit_surrogate(
@@ -442,23 +445,52 @@ def fit_posterior(
     x_dim: int,
     config: RunConfig,
     progress: bool,
-    fit_fn: Callable[[gbi_npe.ConditionalDensityEstimator, gbi_npe.TrainConfig], Any],
+    fit_fn: Callable[..., Any],
     log: Log | None = None,
     *,
     embedding: gbi_npe.EmbeddingConfig,
+    run: RunDirectory | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
-    npe = gbi_npe.make_npe(
-        problem.theta_dim,
-        x_dim,
-        density=_density(config),
-        embedding=embedding,
-        low=problem.low,
-        high=problem.high,
-        seed=derive_seed(config.seed, "npe-init") % (2**31),
-    )
+    """Build the posterior network and train it with ``fit_fn(npe, train_config, **snapshot)``.
+
+    With a run directory, ``snapshot`` names ``POSTERIOR_SNAPSHOT`` there
+    (``gbi_npe.fit``'s ``snapshot`` and ``snapshot_seconds``): the training
+    saves its state at most every ``POSTERIOR_SNAPSHOT_SECONDS`` and a rerun
+    of an interrupted run continues it to the same network. A snapshot of
+    another training (its data changed, e.g. a retrained surrogate) is
+    discarded and the network trained from the start.
+    """
+    log = log or (lambda _: None)
+
+    def build() -> gbi_npe.ConditionalDensityEstimator:
+        return gbi_npe.make_npe(
+            problem.theta_dim,
+            x_dim,
+            density=_density(config),
+            embedding=embedding,
+            low=problem.low,
+            high=problem.high,
+            seed=derive_seed(config.seed, "npe-init") % (2**31),
+        )
+
     tc = train_config(config, "npe", config.posterior_epochs or config.max_epochs, progress)
+    snapshot: dict[str, Any] = {}
+    if run is not None:
+        snapshot = {
+            "snapshot": run.file(POSTERIOR_SNAPSHOT),
+            "snapshot_seconds": POSTERIOR_SNAPSHOT_SECONDS,
+        }
+        if run.has(POSTERIOR_SNAPSHOT):
+            log(f"continuing the NPE's training from {run.file(POSTERIOR_SNAPSHOT)}")
     start = time.perf_counter()
-    history = fit_fn(npe, tc)
+    npe = build()
+    try:
+        history = fit_fn(npe, tc, **snapshot)
+    except gbi_npe.SnapshotMismatch as err:
+        log(f"training the NPE from the start: {err}")
+        run.remove(POSTERIOR_SNAPSHOT)
+        npe = build()
+        history = fit_fn(npe, tc, **snapshot)
     npe = npe.to("cpu")
     low, high = config.beta_range
     # The trained range is the configured one, whatever betas the data covered.
@@ -466,7 +498,7 @@ def fit_posterior(
     return gbi_npe.Posterior(npe), {
         "history": history.to_dict(),
         "seconds": time.perf_counter() - start,
-        "reached_max_epochs": _check_converged(history, "the NPE", tc, log or (lambda _: None)),
+        "reached_max_epochs": _check_converged(history, "the NPE", tc, log),
     }
 
 
@@ -610,7 +642,7 @@ def route_b(
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
     log(f"training the beta-conditioned NPE (route b-{kind}, {what}{weights.n} weighted pairs)")
     posterior, report["npe"] = fit_weighted_posterior(
-        problem, pairs, weights, config, progress, log, groups=groups, embedding=embedding
+        problem, pairs, weights, config, progress, log, groups=groups, embedding=embedding, run=run
     )
     return posterior
 
@@ -625,16 +657,17 @@ def fit_weighted_posterior(
     groups: np.ndarray | None = None,
     *,
     embedding: gbi_npe.EmbeddingConfig,
+    run: RunDirectory | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta.
 
     ``groups`` (one label per pair) keeps pairs with one label on one side of
-    the validation split.
+    the validation split; ``run`` keeps the training's snapshots (``fit_posterior``).
     """
     kept = weights.kept
     beta_dist = gbi_npe.LogUniformBeta(*config.beta_range)
 
-    def fit_fn(npe, tc):
+    def fit_fn(npe, tc, **snapshot):
         return gbi_npe.fit(
             npe,
             base.theta[kept],
@@ -643,10 +676,11 @@ def fit_weighted_posterior(
             log_weights_fn=weights.log_weights_fn,
             config=tc,
             groups=None if groups is None else groups[kept],
+            **snapshot,
         )
 
     return fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding
+        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding, run=run
     )
 
 
@@ -679,11 +713,11 @@ def route_a(
     )
     log(f"training the beta-conditioned NPE (route a, {theta.shape[0]} synthesized pairs)")
 
-    def fit_fn(npe, tc):
-        return gbi_npe.fit(npe, theta, x, beta, config=tc)
+    def fit_fn(npe, tc, **snapshot):
+        return gbi_npe.fit(npe, theta, x, beta, config=tc, **snapshot)
 
     posterior, report["npe"] = fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding
+        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding, run=run
     )
     return posterior
 
@@ -781,7 +815,7 @@ def route_auto(
         decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
         log(decision["summary"])
         posterior, report["npe"] = fit_weighted_posterior(
-            problem, base, weights, config, progress, log, embedding=embedding
+            problem, base, weights, config, progress, log, embedding=embedding, run=run
         )
         return posterior
     bad = centers[failing]
@@ -839,10 +873,12 @@ def route_auto(
     decision["beta_route_a"] = bad.tolist()
     log(f"training the beta-conditioned NPE (auto, {theta_rows.shape[0]} rows)")
 
-    def fit_rows(npe, tc):
-        return gbi_npe.fit(npe, theta_rows, x_rows, beta_rows, log_weights=log_w_rows, config=tc)
+    def fit_rows(npe, tc, **snapshot):
+        return gbi_npe.fit(
+            npe, theta_rows, x_rows, beta_rows, log_weights=log_w_rows, config=tc, **snapshot
+        )
 
     posterior, report["npe"] = fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_rows, log, embedding=embedding
+        problem, base.x.shape[1], config, progress, fit_rows, log, embedding=embedding, run=run
     )
     return posterior
