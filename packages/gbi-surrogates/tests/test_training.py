@@ -93,7 +93,7 @@ def test_stages_lower_the_rate_and_pass_unused_epochs_on() -> None:
     # stage 3 improves (0.4).
     outcomes = iter([((0.9, 0.5, 0.6, 0.6), 1), ((0.8, 0.7), 1), ((0.45, 0.4, 0.41), 1)])
 
-    def run_stage(config: TrainConfig, label: str) -> History:
+    def run_stage(config: TrainConfig, label: str, _snapshot: dict) -> History:
         calls.append((config.learning_rate, config.max_epochs, label))
         losses, best = next(outcomes)
         with torch.no_grad():
@@ -115,7 +115,7 @@ def test_a_worse_last_stage_is_rolled_back() -> None:
     module = torch.nn.Linear(1, 1, bias=False)
     outcomes = iter([((0.5, 0.3), 1), ((0.6, 0.35), 1)])
 
-    def run_stage(config: TrainConfig, label: str) -> History:
+    def run_stage(config: TrainConfig, label: str, _snapshot: dict) -> History:
         losses, best = next(outcomes)
         with torch.no_grad():
             module.weight.fill_(losses[best])
@@ -151,3 +151,112 @@ def test_merged_stages_concatenate_every_per_epoch_field_and_nothing_else() -> N
         assert len(getattr(merged, name)) == 5, name
     assert merged.validation_part_labels == ("beta=0.5", "beta=1")
     assert merged.best_epoch == 4 and merged.seconds == 1.5 and merged.n_train == 10
+
+
+# -- resumable staged training ------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands in for a kill in the middle of an epoch."""
+
+
+def _module_of(model) -> torch.nn.Module:
+    return model.estimator if hasattr(model, "estimator") else model.network
+
+
+def _fit(kind: str, theta, x, **kwargs):
+    from gbi_npe import SplineFlowConfig
+    from gbi_surrogates import NLEConfig, NREConfig, ScoreConfig, fit_nle, fit_nre, fit_score
+
+    train = TrainConfig(max_epochs=12, patience=2, batch_size=64, progress=False)
+    if kind == "nre":
+        return fit_nre(theta, x, NREConfig(hidden_features=16), train, **kwargs)
+    if kind == "nle":
+        flow = SplineFlowConfig(num_layers=2, hidden_features=16, num_blocks=1, num_bins=4)
+        return fit_nle(theta, x, NLEConfig(density=flow), train, **kwargs)
+    config = ScoreConfig(hidden_features=16, embedding_features=16, num_sigmas=4)
+    return fit_score(theta, x, config, train, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["nre", "nle", "score"])
+def test_an_interrupted_surrogate_training_resumes_to_the_same_model(
+    kind: str, tmp_path, monkeypatch
+) -> None:
+    import gbi_npe.loop
+
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-1, 1, (300, 2))
+    x = theta + 0.3 * rng.normal(size=(300, 2))
+    whole, h_whole = _fit(kind, theta, x)
+    first_stage = h_whole.learning_rates.count(h_whole.learning_rates[0])
+    assert first_stage < h_whole.epochs  # the interruption below falls in a later stage
+    steps_per_epoch = -(-h_whole.n_train // 64)
+    stop_at = (first_stage + 1) * steps_per_epoch + 2  # in the later stage's second epoch
+    original, steps = gbi_npe.loop._adam, []
+
+    def interrupting_adam(parameters, learning_rate):
+        optimizer = original(parameters, learning_rate)
+        step = optimizer.step
+
+        def counted(*args, **kwargs):
+            steps.append(1)
+            if len(steps) == stop_at:
+                raise Interrupted
+            return step(*args, **kwargs)
+
+        optimizer.step = counted
+        return optimizer
+
+    snapshot = tmp_path / f"{kind}.pt"
+    monkeypatch.setattr(gbi_npe.loop, "_adam", interrupting_adam)
+    with pytest.raises(Interrupted):
+        _fit(kind, theta, x, snapshot=snapshot, snapshot_seconds=0)
+    monkeypatch.setattr(gbi_npe.loop, "_adam", original)
+    assert snapshot.is_file()  # the finished first stage
+    assert snapshot.with_name(f"{kind}.pt.stage1").is_file()  # and the second's first epoch
+    resumed, h_resumed = _fit(kind, theta, x, snapshot=snapshot, snapshot_seconds=0)
+    a, b = _module_of(whole).state_dict(), _module_of(resumed).state_dict()
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, rtol=0, atol=0, equal_nan=True, msg=name)
+    for field in ("train_loss", "validation_loss", "learning_rates"):
+        assert getattr(h_resumed, field) == getattr(h_whole, field), field
+    assert h_resumed.best_epoch == h_whole.best_epoch
+    assert list(tmp_path.iterdir()) == []  # every snapshot file removed at the end
+
+
+def test_a_snapshot_at_a_stage_end_resumes_and_one_of_other_data_is_refused(
+    tmp_path, monkeypatch
+) -> None:
+    from gbi_npe import SnapshotMismatch
+
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-1, 1, (300, 2))
+    x = theta + 0.3 * rng.normal(size=(300, 2))
+    snapshot = tmp_path / "nre.pt"
+    whole, history = _fit("nre", theta, x)
+    first_stage = history.learning_rates.count(history.learning_rates[0])
+    # a snapshot at the end of the first stage, by a run stopped right after it
+    import gbi_surrogates._training as training
+
+    saved = training.save_snapshot
+
+    def save_then_stop(path, payload):
+        saved(path, payload)
+        raise Interrupted
+
+    monkeypatch.setattr(training, "save_snapshot", save_then_stop)
+    with pytest.raises(Interrupted):
+        _fit("nre", theta, x, snapshot=snapshot, snapshot_seconds=3600)
+    monkeypatch.setattr(training, "save_snapshot", saved)
+    stored = torch.load(snapshot, weights_only=True)
+    assert sum(len(h["train_loss"]) for h in stored["histories"]) == first_stage
+    with pytest.raises(SnapshotMismatch, match="data"):
+        _fit("nre", theta, x + 1.0, snapshot=snapshot)
+    with pytest.raises(ValueError, match="snapshot_seconds"):
+        _fit("nre", theta, x, snapshot=snapshot, snapshot_seconds=-1)
+    # the same data: the later stages run from the stored weights and random stream
+    resumed, h_resumed = _fit("nre", theta, x, snapshot=snapshot)
+    assert h_resumed.train_loss == history.train_loss
+    a, b = whole.network.state_dict(), resumed.network.state_dict()
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, rtol=0, atol=0, msg=name)

@@ -323,7 +323,7 @@ def test_an_interrupted_posterior_training_continues_to_the_same_network(
         return original(self, *args, **kw)
 
     run = tmp_path / "run"
-    monkeypatch.setattr(routes, "POSTERIOR_SNAPSHOT_SECONDS", 0.0)
+    monkeypatch.setattr(routes, "TRAINING_SNAPSHOT_SECONDS", 0.0)
     monkeypatch.setattr(gbi_npe.objective.ContinuousBetaNLL, "batch_loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
         gbi.train("two_moons", seed=0, out=run, **kwargs, **settings)
@@ -356,6 +356,47 @@ def test_an_interrupted_posterior_training_continues_to_the_same_network(
         again.posterior.sample(200, x, 1.0, seed=1), first.posterior.sample(200, x, 1.0, seed=1)
     )
     assert not (other / routes.POSTERIOR_SNAPSHOT).exists()
+
+
+def test_an_interrupted_surrogate_training_continues_to_the_same_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import gbi_npe.loop
+
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    settings = {**TINY, "max_epochs": 4, "patience": 10}
+    whole = gbi.train("two_moons", out=tmp_path / "whole", **kwargs, **settings)
+    original, steps = gbi_npe.loop._adam, []
+
+    def interrupting_adam(parameters, learning_rate):
+        optimizer = original(parameters, learning_rate)
+        step = optimizer.step
+
+        def counted(*args, **kw):
+            steps.append(1)
+            if len(steps) == 5:  # the NRE's second epoch (3 steps an epoch)
+                raise KeyboardInterrupt
+            return step(*args, **kw)
+
+        optimizer.step = counted
+        return optimizer
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(routes, "TRAINING_SNAPSHOT_SECONDS", 0.0)
+    monkeypatch.setattr(gbi_npe.loop, "_adam", interrupting_adam)
+    with pytest.raises(KeyboardInterrupt):
+        gbi.train("two_moons", out=run, **kwargs, **settings)
+    monkeypatch.setattr(gbi_npe.loop, "_adam", original)
+    assert not (run / "surrogate_nre.safetensors").exists()
+    assert (run / "surrogate_nre_snapshot.pt.stage0").is_file()
+    resumed = gbi.train("two_moons", out=run, **kwargs, **settings)
+    assert sorted(p.name for p in run.glob("*snapshot*")) == []
+    surrogate = resumed.report["surrogate"]["history"]
+    assert surrogate["train_loss"] == whole.report["surrogate"]["history"]["train_loss"]
+    x = np.array([0.1, -0.2])
+    np.testing.assert_array_equal(
+        resumed.posterior.sample(200, x, 0.5, seed=1), whole.posterior.sample(200, x, 0.5, seed=1)
+    )
 
 
 def test_user_simulator_end_to_end() -> None:

@@ -34,6 +34,9 @@ from gbi_npe.config import _check_float as check_float  # private
 from gbi_npe.config import _check_int as check_int  # private
 from gbi_npe.config import density_config_from_dict
 from gbi_npe.context import make_embedding
+from gbi_npe.loop import _load_snapshot as load_snapshot  # private: checked snapshot read
+from gbi_npe.loop import _save_snapshot as save_snapshot  # private: atomic snapshot write
+from gbi_npe.train import _digest as data_digest  # private: hash of training data
 from gbi_npe.train import _split as split_indices  # private: train / validation split
 from gbi_npe.transforms import (
     Standardize,
@@ -56,16 +59,19 @@ __all__ = [
     "as_matrix",
     "check_float",
     "check_int",
+    "data_digest",
     "density_config_from_dict",
     "feature_stats",
     "fit_conditional",
     "load_estimator",
+    "load_snapshot",
     "make_conditional_estimator",
     "make_embedding",
     "read_header",
     "read_model_file",
     "resolve_device",
     "save_estimator",
+    "save_snapshot",
     "shared_feature_stats",
     "split_indices",
     "standardization_stats",

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ from gbi_surrogates._runtime import (
     check_train_config,
     evaluate_chunked,
 )
-from gbi_surrogates._training import run_in_stages
+from gbi_surrogates._training import make_snapshot, run_in_stages
 from gbi_surrogates.config import NLEConfig
 
 
@@ -292,6 +293,9 @@ def fit_nle(
     x: np.ndarray,
     config: NLEConfig | None = None,
     train_config: TrainConfig | None = None,
+    *,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_seconds: float = 60.0,
 ) -> tuple[NLE, History]:
     """Train a likelihood estimator on simulated pairs.
 
@@ -302,6 +306,8 @@ def fit_nle(
             coupling spline flow, identity embedding).
         train_config: gbi-npe ``TrainConfig`` (default ``TrainConfig()``); its
             seed also initializes the weights.
+        snapshot: a file for resumable training (see ``fit_nre``).
+        snapshot_seconds: least wall time between two snapshot writes.
 
     Returns:
         The trained ``NLE`` (on the training device) and gbi-npe's History.
@@ -327,13 +333,15 @@ def fit_nle(
         seed=train_config.seed,
     )
     inputs = x_a[:, list(columns)]
+    snap = make_snapshot(snapshot, snapshot_seconds, inputs, theta_a)
     history = run_in_stages(
         estimator,
-        lambda stage_config, _label: fit_conditional(
-            estimator, inputs, theta_a, config=stage_config
+        lambda stage_config, _label, stage_snapshot: fit_conditional(
+            estimator, inputs, theta_a, config=stage_config, **stage_snapshot
         ),
         train_config,
         decay=config.learning_rate_decay,
         description="fit NLE",
+        snapshot=snap,
     )
     return NLE(estimator, config, x_a.shape[1], columns, constant), history

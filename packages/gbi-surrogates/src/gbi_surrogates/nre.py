@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from gbi_surrogates._runtime import (
     evaluate_chunked,
     module_device,
 )
-from gbi_surrogates._training import train_in_stages
+from gbi_surrogates._training import make_snapshot, train_in_stages
 from gbi_surrogates.config import NREConfig
 
 #: negatives per validation row (drawn once): the validation loss must resolve
@@ -274,6 +275,9 @@ def fit_nre(
     x: np.ndarray,
     config: NREConfig | None = None,
     train_config: TrainConfig | None = None,
+    *,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_seconds: float = 60.0,
 ) -> tuple[NRE, History]:
     """Train a ratio estimator on simulated pairs from the base joint.
 
@@ -291,6 +295,11 @@ def fit_nre(
         x: shape (n, d_x), ``x_i ~ p(x | theta_i)``.
         config: the classifier (default ``NREConfig()``).
         train_config: gbi-npe ``TrainConfig`` (default ``TrainConfig()``).
+        snapshot: a file where training keeps its state (at the end of an
+            epoch, at most every ``snapshot_seconds``, and of each stage); a
+            call with the snapshot of an interrupted training on the same data
+            and settings continues it to the same network. Removed at the end.
+        snapshot_seconds: least wall time between two snapshot writes.
 
     Returns:
         The trained ``NRE`` (on the training device, eval mode) and its History.
@@ -303,6 +312,7 @@ def fit_nre(
         raise ValueError(f"config must be an NREConfig, got {type(config).__name__}")
     train_config = check_train_config(train_config)
     theta_a, x_a = training_pairs(theta, x)
+    snap = make_snapshot(snapshot, snapshot_seconds, theta_a, x_a)
     n = theta_a.shape[0]
     split_seq, loop_seq, validation_seq = np.random.SeedSequence(train_config.seed).spawn(3)
     train, val = split_indices(
@@ -349,5 +359,6 @@ def fit_nre(
         rng=np.random.default_rng(loop_seq),
         n_validation=val.size,
         description=f"fit NRE ({config.variant})",
+        snapshot=snap,
     )
     return NRE(network, config), history

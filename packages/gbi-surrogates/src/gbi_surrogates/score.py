@@ -61,6 +61,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ from gbi_surrogates._runtime import (
     evaluate_chunked,
     module_device,
 )
-from gbi_surrogates._training import train_in_stages
+from gbi_surrogates._training import make_snapshot, train_in_stages
 from gbi_surrogates.config import ScoreConfig
 
 
@@ -321,6 +322,9 @@ def fit_score(
     x: np.ndarray,
     config: ScoreConfig | None = None,
     train_config: TrainConfig | None = None,
+    *,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_seconds: float = 60.0,
 ) -> tuple[JointScoreModel, History]:
     """Train a joint score model on base-joint pairs by denoising score matching.
 
@@ -338,6 +342,8 @@ def fit_score(
         x: shape (n, d_x), ``x_i ~ p(x | theta_i)``.
         config: the network and ladder (default ``ScoreConfig()``).
         train_config: gbi-npe ``TrainConfig`` (default ``TrainConfig()``).
+        snapshot: a file for resumable training (see ``fit_nre``).
+        snapshot_seconds: least wall time between two snapshot writes.
 
     Returns:
         The trained ``JointScoreModel`` (on the training device) and its History.
@@ -350,6 +356,7 @@ def fit_score(
         raise ValueError(f"config must be a ScoreConfig, got {type(config).__name__}")
     train_config = check_train_config(train_config)
     theta_a, x_a = training_pairs(theta, x)
+    snap = make_snapshot(snapshot, snapshot_seconds, theta_a, x_a)
     n = theta_a.shape[0]
     split_seq, loop_seq, validation_seq = np.random.SeedSequence(train_config.seed).spawn(3)
     train, val = split_indices(
@@ -399,5 +406,6 @@ def fit_score(
         rng=np.random.default_rng(loop_seq),
         n_validation=val.size,
         description="fit joint score",
+        snapshot=snap,
     )
     return JointScoreModel(network, config), history

@@ -21,6 +21,7 @@ in the cells where they fail, then train one NPE on the union.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,9 +133,30 @@ def report_betas(config: RunConfig) -> np.ndarray:
 #: the NLE's evidence saves its progress at most this often (seconds)
 EVIDENCE_CHECKPOINT_SECONDS = 60.0
 _EVIDENCE_PARTIAL = "scores_nle_partial.npz"
-#: the posterior network's training saves its state at most this often (seconds)
-POSTERIOR_SNAPSHOT_SECONDS = 60.0
+#: network trainings save their state at most this often (seconds)
+TRAINING_SNAPSHOT_SECONDS = 60.0
 POSTERIOR_SNAPSHOT = "posterior_snapshot.pt"
+
+
+def _snapshotted(run: RunDirectory | None, name: str, what: str, log: Log, train):
+    """``train(**snapshot)`` with the run directory's training snapshot ``name``.
+
+    Without a run directory, ``train()``. A snapshot of another training (its
+    data changed, e.g. a retrained surrogate upstream) is discarded, with the
+    files of its stages, and the network trained from the start.
+    """
+    if run is None:
+        return train()
+    snapshot = {"snapshot": run.file(name), "snapshot_seconds": TRAINING_SNAPSHOT_SECONDS}
+    if run.has(name):
+        log(f"continuing the {what}'s training from {run.file(name)}")
+    try:
+        return train(**snapshot)
+    except gbi_npe.SnapshotMismatch as err:
+        log(f"training the {what} from the start: {err}")
+        for stale in run.path.glob(f"{name}*"):
+            stale.unlink()
+        return train(**snapshot)
 
 
 def fit_surrogate(
@@ -162,31 +184,40 @@ def fit_surrogate(
     tc = train_config(config, kind, config.surrogate_epochs, progress)
     start = time.perf_counter()
     if kind == "nre":
-        model, history = gbi_surrogates.fit_nre(
-            base.theta,
-            base.x,
-            gbi_surrogates.NREConfig(
+        fit = functools.partial(
+            gbi_surrogates.fit_nre,
+            config=gbi_surrogates.NREConfig(
                 hidden_features=config.surrogate_hidden,
                 embedding=x_embedding or gbi_npe.EmbeddingConfig(),
             ),
-            tc,
         )
     elif kind == "nle":
-        nle_config = gbi_surrogates.NLEConfig(
-            density=gbi_npe.SplineFlowConfig(hidden_features=config.surrogate_hidden)
+        fit = functools.partial(
+            gbi_surrogates.fit_nle,
+            config=gbi_surrogates.NLEConfig(
+                density=gbi_npe.SplineFlowConfig(hidden_features=config.surrogate_hidden)
+            ),
         )
-        model, history = gbi_surrogates.fit_nle(base.theta, base.x, nle_config, tc)
     elif kind == "score":
-        score_config = gbi_surrogates.ScoreConfig(
-            hidden_features=config.surrogate_hidden,
-            embedding_features=config.surrogate_hidden,
-            sigma_min=config.sigma_min,
-            sigma_max=config.sigma_max,
-            num_sigmas=config.num_sigmas,
+        fit = functools.partial(
+            gbi_surrogates.fit_score,
+            config=gbi_surrogates.ScoreConfig(
+                hidden_features=config.surrogate_hidden,
+                embedding_features=config.surrogate_hidden,
+                sigma_min=config.sigma_min,
+                sigma_max=config.sigma_max,
+                num_sigmas=config.num_sigmas,
+            ),
         )
-        model, history = gbi_surrogates.fit_score(base.theta, base.x, score_config, tc)
     else:  # pragma: no cover - internal
         raise ValueError(kind)
+    model, history = _snapshotted(
+        run,
+        f"surrogate_{kind}_snapshot.pt",
+        kind.upper(),
+        log,
+        lambda **snapshot: fit(base.theta, base.x, train_config=tc, **snapshot),
+    )
     model = model.to("cpu")
     info = {"kind": kind, "history": history.to_dict(), "seconds": time.perf_counter() - start}
     info["reached_max_epochs"] = _check_converged(history, f"the {kind.upper()}", tc, log)
@@ -455,10 +486,8 @@ def fit_posterior(
 
     With a run directory, ``snapshot`` names ``POSTERIOR_SNAPSHOT`` there
     (``gbi_npe.fit``'s ``snapshot`` and ``snapshot_seconds``): the training
-    saves its state at most every ``POSTERIOR_SNAPSHOT_SECONDS`` and a rerun
-    of an interrupted run continues it to the same network. A snapshot of
-    another training (its data changed, e.g. a retrained surrogate) is
-    discarded and the network trained from the start.
+    saves its state at most every ``TRAINING_SNAPSHOT_SECONDS`` and a rerun
+    of an interrupted run continues it to the same network (``_snapshotted``).
     """
     log = log or (lambda _: None)
 
@@ -474,23 +503,13 @@ def fit_posterior(
         )
 
     tc = train_config(config, "npe", config.posterior_epochs or config.max_epochs, progress)
-    snapshot: dict[str, Any] = {}
-    if run is not None:
-        snapshot = {
-            "snapshot": run.file(POSTERIOR_SNAPSHOT),
-            "snapshot_seconds": POSTERIOR_SNAPSHOT_SECONDS,
-        }
-        if run.has(POSTERIOR_SNAPSHOT):
-            log(f"continuing the NPE's training from {run.file(POSTERIOR_SNAPSHOT)}")
     start = time.perf_counter()
-    npe = build()
-    try:
-        history = fit_fn(npe, tc, **snapshot)
-    except gbi_npe.SnapshotMismatch as err:
-        log(f"training the NPE from the start: {err}")
-        run.remove(POSTERIOR_SNAPSHOT)
+
+    def train(**snapshot: Any) -> tuple[gbi_npe.ConditionalDensityEstimator, Any]:
         npe = build()
-        history = fit_fn(npe, tc, **snapshot)
+        return npe, fit_fn(npe, tc, **snapshot)
+
+    npe, history = _snapshotted(run, POSTERIOR_SNAPSHOT, "NPE", log, train)
     npe = npe.to("cpu")
     low, high = config.beta_range
     # The trained range is the configured one, whatever betas the data covered.

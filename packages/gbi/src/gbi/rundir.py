@@ -5,7 +5,7 @@ A run directory holds
     config.json        what was asked for (the run's identity)
     simulations/       the base set, one ``chunk_NNNNN.npz`` per finished chunk
     surrogate.*        the NLE / NRE / score checkpoint
-    posterior_snapshot.pt  the posterior network's training state, while it trains
+    *_snapshot.pt*     a network's training state, while it trains
     posterior.*        the amortized posterior
     report.json        the training report (ESS per beta, losses, timings, ...)
     metrics.json       evaluation results (``gbi evaluate``)
