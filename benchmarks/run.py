@@ -123,8 +123,9 @@ def build_results(records: dict) -> str:
         "`nox -s bench`; do not edit by hand). Every section gives the command that",
         "produced it, its commit, the machine and the wall time. Trained models and",
         "reference draws are cached in `benchmarks/_work/`, so rerunning a command",
-        "only computes what is missing; `nox -s bench -- accuracy --plan` lists the",
-        "accuracy grid's cells and what each has cached.",
+        "only computes what is missing (a cell killed while a network trains continues",
+        "that training from its last minute); `nox -s bench -- accuracy --plan` lists",
+        "the accuracy grid's cells and what each has cached.",
         "",
     ]
     findings = HERE / "findings.md"
