@@ -359,7 +359,7 @@ def test_an_interrupted_posterior_training_continues_to_the_same_network(
 
 
 def test_an_interrupted_surrogate_training_continues_to_the_same_run(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, capsys
 ) -> None:
     import gbi_npe.loop
 
@@ -389,7 +389,9 @@ def test_an_interrupted_surrogate_training_continues_to_the_same_run(
     monkeypatch.setattr(gbi_npe.loop, "_adam", original)
     assert not (run / "surrogate_nre.safetensors").exists()
     assert (run / "surrogate_nre_snapshot.pt.stage0").is_file()
-    resumed = gbi.train("two_moons", out=run, **kwargs, **settings)
+    capsys.readouterr()
+    resumed = gbi.train("two_moons", out=run, **(kwargs | {"verbose": True}), **settings)
+    assert "continuing the NRE's training from" in capsys.readouterr().err
     assert sorted(p.name for p in run.glob("*snapshot*")) == []
     surrogate = resumed.report["surrogate"]["history"]
     assert surrogate["train_loss"] == whole.report["surrogate"]["history"]["train_loss"]

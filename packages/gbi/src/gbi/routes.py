@@ -148,14 +148,15 @@ def _snapshotted(run: RunDirectory | None, name: str, what: str, log: Log, train
     if run is None:
         return train()
     snapshot = {"snapshot": run.file(name), "snapshot_seconds": TRAINING_SNAPSHOT_SECONDS}
-    if run.has(name):
-        log(f"continuing the {what}'s training from {run.file(name)}")
+    found = sorted(run.path.glob(f"{name}*"))  # a staged training may have stage files only
+    if found:
+        log(f"continuing the {what}'s training from {', '.join(str(f) for f in found)}")
     try:
         return train(**snapshot)
     except gbi_npe.SnapshotMismatch as err:
         log(f"training the {what} from the start: {err}")
         for stale in run.path.glob(f"{name}*"):
-            stale.unlink()
+            stale.unlink(missing_ok=True)
         return train(**snapshot)
 
 
