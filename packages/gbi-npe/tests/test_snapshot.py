@@ -205,3 +205,23 @@ def test_bad_snapshot_arguments_are_refused(tmp_path, monkeypatch, kwargs, match
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=match):
         fit_npe(npe(), log_weights_fn, **kwargs)
+
+
+def test_a_snapshot_from_a_gpu_run_resumes_on_a_cpu(tmp_path):
+    """A GPU run stores its CUDA generator's state too; on a CPU there is none to restore."""
+    whole = npe()
+    h_whole = fit_npe(whole, log_weights_fn)
+    snapshot = tmp_path / "npe.pt"
+    with pytest.raises(Interrupted):
+        fit_npe(
+            npe(),
+            interrupting(log_weights_fn, INTERRUPT_AT),
+            snapshot=snapshot,
+            snapshot_seconds=0,
+        )
+    stored = torch.load(snapshot, weights_only=True)
+    stored["cuda_rng"] = [torch.get_rng_state()]  # as a one-GPU run would have written it
+    torch.save(stored, snapshot)
+    resumed = npe()
+    h_resumed = fit_npe(resumed, log_weights_fn, snapshot=snapshot)
+    assert_same_training(whole, h_whole, resumed, h_resumed)

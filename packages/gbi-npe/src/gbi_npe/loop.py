@@ -421,8 +421,10 @@ def train_loop(
         torch.manual_seed(config.seed)
         if payload is not None:
             torch.set_rng_state(payload["torch_rng"].cpu())
-            for d, stored in zip(cuda_devices, payload["cuda_rng"], strict=True):
-                torch.cuda.set_rng_state(stored.cpu(), d)
+            # a snapshot from another device kind continues with this one's streams
+            if len(payload["cuda_rng"]) == len(cuda_devices):
+                for d, stored in zip(cuda_devices, payload["cuda_rng"], strict=True):
+                    torch.cuda.set_rng_state(stored.cpu(), d)
         bar = tqdm(
             range(state.epoch, config.max_epochs),
             desc=description,
