@@ -424,6 +424,19 @@ def train_sbi_npe(
 # -- record, figures, markdown ---------------------------------------------------------
 
 
+def plan_line(args: argparse.Namespace, name: str, route: str) -> str:
+    """What ``--plan`` says of one cell: trained, rows judged, what an interrupted run left."""
+    folder = _common.RUNS_DIR / name
+    trained = (folder / "posterior.safetensors").is_file()
+    path = _metrics_file(args, name)
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    rows = sum(not key.startswith("_") for key in stored)
+    partial = sorted(f.name for f in folder.glob("*_snapshot.pt*"))
+    partial += sorted(f.name for f in folder.glob("scores_*_partial.npz"))
+    started = f" continues from {', '.join(partial)}" if partial and not trained else ""
+    return f"   {name}: trained={trained and route != ANCHOR} judged rows={rows}{started}"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.n < 10:
         raise SystemExit("--n must be at least 10")
@@ -438,12 +451,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cells = []
     if args.plan:
         for t, r, s in cells:
-            name = _cell_name(args, t, r, s)
-            trained = (_common.RUNS_DIR / name / "posterior.safetensors").is_file()
-            path = _metrics_file(args, name)
-            stored = json.loads(path.read_text()) if path.is_file() else {}
-            rows = sum(not key.startswith("_") for key in stored)
-            print(f"   {name}: trained={trained and r != ANCHOR} judged rows={rows}")
+            print(plan_line(args, _cell_name(args, t, r, s), r))
         raise SystemExit(0)
     stamp = {
         "commit": _common.git_commit(),

@@ -130,3 +130,28 @@ def test_cells_of_another_seed_are_experiments_not_grid_cells(monkeypatch) -> No
         }
     }
     assert list(bench_accuracy._official(record)) == ["t/b-nre/10"]
+
+
+def test_the_plan_names_what_an_interrupted_cell_continues_from(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _common
+    import bench_accuracy
+
+    monkeypatch.setattr(_common, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(bench_accuracy, "CELLS_DIR", tmp_path / "cells")
+    parser = argparse.ArgumentParser()
+    bench_accuracy.add_arguments(parser)
+    args = parser.parse_args([])
+    name = "lorenz96_b-nre_100000_s0"
+    assert bench_accuracy.plan_line(args, name, "b-nre").endswith("judged rows=0")
+    folder = tmp_path / "runs" / name
+    folder.mkdir(parents=True)
+    (folder / "surrogate_nre_snapshot.pt.stage0").write_bytes(b"")
+    line = bench_accuracy.plan_line(args, name, "b-nre")
+    assert line.endswith(
+        "trained=False judged rows=0 continues from surrogate_nre_snapshot.pt.stage0"
+    )
+    (folder / "posterior.safetensors").write_bytes(b"")
+    assert "continues" not in bench_accuracy.plan_line(args, name, "b-nre")
