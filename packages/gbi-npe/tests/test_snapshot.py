@@ -122,6 +122,8 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path):
     resumed = npe()
     h_resumed = fit_npe(resumed, log_weights_fn, snapshot=snapshot, snapshot_seconds=0)
     assert_same_training(whole, h_whole, resumed, h_resumed)
+    # the wall time counts the epochs of the interrupted call too
+    assert h_resumed.seconds >= sum(h_resumed.epoch_seconds)
     assert not snapshot.exists()  # removed once training ended
     x = np.zeros(2)
     for beta in (0.1, 1.0, 2.0):  # the temperature pieces agree too

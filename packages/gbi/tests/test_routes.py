@@ -339,6 +339,10 @@ def test_an_interrupted_posterior_training_continues_to_the_same_network(
         )
     history = resumed.report["npe"]["history"]
     assert history["train_loss"] == whole.report["npe"]["history"]["train_loss"]
+    # the epochs run before the interruption count in the training's time
+    assert (
+        resumed.report["npe"]["seconds"] >= history["seconds"] >= sum(history["epoch_seconds"][:2])
+    )
 
     # another run's snapshot (another seed, so other data and settings): trained anew
     other = tmp_path / "other"
