@@ -107,14 +107,22 @@ def assert_same_training(a, ha, b, hb) -> None:
 INTERRUPT_AT = 20
 
 
+def fit_until_interrupted(snapshot, seconds: float) -> None:
+    """A fit with snapshots every ``seconds``, killed in its fourth epoch."""
+    with pytest.raises(Interrupted):
+        fit_npe(
+            npe(),
+            interrupting(log_weights_fn, INTERRUPT_AT),
+            snapshot=snapshot,
+            snapshot_seconds=seconds,
+        )
+
+
 def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path):
     whole = npe()
     h_whole = fit_npe(whole, log_weights_fn)
     snapshot = tmp_path / "npe.pt"
-    with pytest.raises(Interrupted):
-        fit_npe(
-            npe(), interrupting(log_weights_fn, INTERRUPT_AT), snapshot=snapshot, snapshot_seconds=0
-        )
+    fit_until_interrupted(snapshot, seconds=0)
     assert snapshot.is_file()
     stored = torch.load(snapshot, weights_only=True)
     assert stored["loop"]["epoch"] == 3  # three finished epochs were kept
@@ -156,22 +164,13 @@ def test_fixed_rows_with_a_cosine_budget_resume_exactly(tmp_path):
 
 def test_snapshots_are_written_no_more_often_than_asked(tmp_path):
     snapshot = tmp_path / "npe.pt"
-    with pytest.raises(Interrupted):
-        fit_npe(
-            npe(),
-            interrupting(log_weights_fn, INTERRUPT_AT),
-            snapshot=snapshot,
-            snapshot_seconds=3600,
-        )
+    fit_until_interrupted(snapshot, seconds=3600)
     assert not snapshot.exists()
 
 
 def test_another_trainings_snapshot_is_refused(tmp_path):
     snapshot = tmp_path / "npe.pt"
-    with pytest.raises(Interrupted):
-        fit_npe(
-            npe(), interrupting(log_weights_fn, INTERRUPT_AT), snapshot=snapshot, snapshot_seconds=0
-        )
+    fit_until_interrupted(snapshot, seconds=0)
     other_data = base_pairs(300, seed=9)
     with pytest.raises(SnapshotMismatch, match="the training data"):
         fit_npe(npe(), log_weights_fn, data=other_data, snapshot=snapshot)
@@ -214,13 +213,7 @@ def test_a_snapshot_from_a_gpu_run_resumes_on_a_cpu(tmp_path):
     whole = npe()
     h_whole = fit_npe(whole, log_weights_fn)
     snapshot = tmp_path / "npe.pt"
-    with pytest.raises(Interrupted):
-        fit_npe(
-            npe(),
-            interrupting(log_weights_fn, INTERRUPT_AT),
-            snapshot=snapshot,
-            snapshot_seconds=0,
-        )
+    fit_until_interrupted(snapshot, seconds=0)
     stored = torch.load(snapshot, weights_only=True)
     stored["cuda_rng"] = [torch.get_rng_state()]  # as a one-GPU run would have written it
     torch.save(stored, snapshot)

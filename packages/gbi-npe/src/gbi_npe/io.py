@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 from torch import nn
 
 from .config import EstimatorSpec
@@ -122,10 +123,28 @@ def write_model_file(
         raise ValueError(f"the header (metadata) must be JSON-serializable: {error}") from error
     tensors = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in tensors.items()}
     meta = {_HEADER_KEY: header_json, _CHECKSUM_KEY: _digest(header_json, tensors)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save_bytes(tensors, metadata=meta))
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, ``fsync`` and ``os.replace``.
+
+    A process killed at any moment leaves either the old file or the new one,
+    never a partial file (at worst a stray ``.<name>.*.tmp`` beside it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_model_file(

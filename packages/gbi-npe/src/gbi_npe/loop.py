@@ -10,10 +10,10 @@ surrogates (NLE, NRE, score models) can build their own.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
+from .io import atomic_write_bytes
 
 #: ``batch_loss_fn(index (b,) int, rng) -> scalar tensor`` for ``train_loop``.
 BatchLossFn = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
@@ -234,19 +235,27 @@ class _LoopState:
 
 
 def _fingerprint(
-    module: nn.Module, config: TrainConfig, n_train: int, n_validation: int, data: str | None
+    module: nn.Module, config: TrainConfig, data: str | None, **extra: Any
 ) -> dict[str, Any]:
-    """What a snapshot must share with the training that resumes it."""
+    """What a snapshot must share with the training that resumes it (``extra`` too)."""
     settings = {k: v for k, v in asdict(config).items() if k not in ("progress", "device")}
     shapes = [[name, list(t.shape)] for name, t in module.state_dict().items()]
     return {
         "version": 1,
         "settings": json.dumps(settings, sort_keys=True),
         "state_shapes": json.dumps(shapes),
-        "n_train": n_train,
-        "n_validation": n_validation,
         "data": data,
+        **extra,
     }
+
+
+def _check_snapshot_args(snapshot: Any, seconds: Any) -> None:
+    """``snapshot`` a path or ``None``, ``seconds`` a number >= 0; ``ValueError`` otherwise."""
+    if snapshot is not None and not isinstance(snapshot, (str, os.PathLike)):
+        raise ValueError(f"snapshot must be a file path or None, got {type(snapshot).__name__}")
+    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not (number and seconds >= 0):
+        raise ValueError(f"snapshot_seconds must be a number >= 0, got {seconds!r}")
 
 
 def _fingerprint_differences(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -262,18 +271,10 @@ def _fingerprint_differences(stored: dict[str, Any], now: dict[str, Any]) -> lis
 
 
 def _save_snapshot(path: Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary name, then ``os.replace``: a kill leaves the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` written atomically: a kill leaves the old file."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _load_snapshot(
@@ -368,9 +369,7 @@ def train_loop(
             not a snapshot.
     """
     rng = np.random.default_rng(config.seed) if rng is None else rng
-    number = isinstance(snapshot_seconds, (int, float)) and not isinstance(snapshot_seconds, bool)
-    if not (number and snapshot_seconds >= 0):
-        raise ValueError(f"snapshot_seconds must be a number >= 0, got {snapshot_seconds!r}")
+    _check_snapshot_args(snapshot, snapshot_seconds)
     parameters = [p for p in module.parameters() if p.requires_grad]
     optimizer = _adam(parameters, config.learning_rate)
     average = None if config.ema_decay is None else _WeightAverage(parameters, config.ema_decay)
@@ -380,7 +379,9 @@ def train_loop(
     device = first.device if first is not None else torch.device("cpu")
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     snapshot_path = None if snapshot is None else Path(snapshot)
-    fingerprint = _fingerprint(module, config, n_train, n_validation, data_digest)
+    fingerprint = _fingerprint(
+        module, config, data_digest, n_train=n_train, n_validation=n_validation
+    )
     payload = None
     if snapshot_path is not None:
         payload = _load_snapshot(snapshot_path, fingerprint, device)

@@ -22,7 +22,7 @@ from ._validation import as_beta, as_matrix, as_weights
 from .beta import BetaDistribution
 from .config import TrainConfig
 from .estimator import ConditionalDensityEstimator
-from .loop import History, resolve_device, train_loop
+from .loop import History, _check_snapshot_args, resolve_device, train_loop
 from .objective import (
     ContinuousBetaNLL,
     GridValidationNLL,
@@ -177,11 +177,8 @@ def _fit_rows(
 
 
 def _check_snapshot(snapshot: Any, seconds: Any) -> Snapshot:
-    if snapshot is None:
-        return None
-    if not isinstance(snapshot, (str, os.PathLike)):
-        raise ValueError(f"snapshot must be a file path or None, got {type(snapshot).__name__}")
-    return snapshot, seconds  # train_loop checks the seconds
+    _check_snapshot_args(snapshot, seconds)
+    return None if snapshot is None else (snapshot, seconds)
 
 
 def _snapshot_args(snapshot: Snapshot, *data: Any) -> dict[str, Any]:

@@ -34,6 +34,8 @@ from gbi_npe.config import _check_float as check_float  # private
 from gbi_npe.config import _check_int as check_int  # private
 from gbi_npe.config import density_config_from_dict
 from gbi_npe.context import make_embedding
+from gbi_npe.loop import _check_snapshot_args as check_snapshot_args  # private
+from gbi_npe.loop import _fingerprint as snapshot_fingerprint  # private
 from gbi_npe.loop import _load_snapshot as load_snapshot  # private: checked snapshot read
 from gbi_npe.loop import _save_snapshot as save_snapshot  # private: atomic snapshot write
 from gbi_npe.train import _digest as data_digest  # private: hash of training data
@@ -59,6 +61,7 @@ __all__ = [
     "as_matrix",
     "check_float",
     "check_int",
+    "check_snapshot_args",
     "data_digest",
     "density_config_from_dict",
     "feature_stats",
@@ -73,6 +76,7 @@ __all__ = [
     "save_estimator",
     "save_snapshot",
     "shared_feature_stats",
+    "snapshot_fingerprint",
     "split_indices",
     "standardization_stats",
     "train_loop",

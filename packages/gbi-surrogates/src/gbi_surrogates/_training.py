@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,11 @@ from torch import nn
 from gbi_surrogates._from_npe import (
     History,
     TrainConfig,
+    check_snapshot_args,
     data_digest,
     load_snapshot,
     save_snapshot,
+    snapshot_fingerprint,
     train_loop,
 )
 
@@ -69,31 +69,15 @@ def _history_from_dict(stored: dict[str, Any]) -> History:
     return History(**values)
 
 
-def _stage_fingerprint(
-    module: nn.Module, config: TrainConfig, decay: Sequence[float], data: str
-) -> dict[str, Any]:
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("progress", "device")}
-    return {
-        "settings": json.dumps(settings, sort_keys=True),
-        "decay": [float(d) for d in decay],
-        "state_shapes": [[k, list(t.shape)] for k, t in module.state_dict().items()],
-        "data": data,
-    }
-
-
 def make_snapshot(snapshot: Any, seconds: Any, *data: np.ndarray) -> Snapshot | None:
     """A ``Snapshot`` for ``fit_*(..., snapshot=, snapshot_seconds=)``, or ``None``.
 
     Raises:
         ValueError: ``snapshot`` is not a path, or ``seconds`` not a number >= 0.
     """
+    check_snapshot_args(snapshot, seconds)
     if snapshot is None:
         return None
-    if not isinstance(snapshot, (str, os.PathLike)):
-        raise ValueError(f"snapshot must be a file path or None, got {type(snapshot).__name__}")
-    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
-    if not (number and seconds >= 0):
-        raise ValueError(f"snapshot_seconds must be a number >= 0, got {seconds!r}")
     return Snapshot(Path(snapshot), float(seconds), data_digest(*data))
 
 
@@ -140,7 +124,9 @@ def run_in_stages(
     first_stage = 0
     if snapshot is not None:
         device = next(iter(module.parameters())).device
-        fingerprint = _stage_fingerprint(module, config, decay, snapshot.data)
+        fingerprint = snapshot_fingerprint(
+            module, config, snapshot.data, decay=[float(d) for d in decay]
+        )
         payload = load_snapshot(snapshot.path, fingerprint, device)
         if payload is not None:
             histories = [_history_from_dict(h) for h in payload["histories"]]
