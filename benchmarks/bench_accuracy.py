@@ -100,6 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "experiment: needs --tag, so the grid's own cells stay untouched)",
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="train gbi's posterior networks through torch.compile (faster on a CPU; not "
+        "part of a cell's identity, so a cell may continue with or without it)",
+    )
+    parser.add_argument(
         "--plan", action="store_true", help="list the cells and what is cached; run nothing"
     )
     parser.add_argument(
@@ -162,6 +168,8 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
             settings[name] = value  # a bare string, e.g. stabilization=psis
     if settings and not args.tag:
         raise SystemExit("--max-epochs and --set make an experiment: give it a --tag")
+    if args.compile:  # a volatile setting: the same cell either way
+        settings["compile"] = True
     return settings
 
 

@@ -71,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=150,
         help="(b) also times gbi with this posterior_epochs budget (0: skip it)",
     )
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="(b) skip the compiled trainings (compile=True, cold and warm cache)",
+    )
     parser.add_argument("--no-sbi", action="store_true", help="skip sbi in (b) and (c)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -226,7 +231,10 @@ def _throughput_ours(posterior: Any, task: Any, args: argparse.Namespace) -> dic
 
 
 def _train_ours(
-    args: argparse.Namespace, out: Path, posterior_epochs: int | None = None
+    args: argparse.Namespace,
+    out: Path,
+    posterior_epochs: int | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     import gbi
     import gbi_sims
@@ -238,9 +246,12 @@ def _train_ours(
     if posterior_epochs:  # a smoke run's --max-epochs bounds the budget too
         posterior_epochs = min(posterior_epochs, args.max_epochs or posterior_epochs)
         settings["posterior_epochs"] = posterior_epochs
+    if compile:
+        settings["compile"] = True
     print(
         f"   training gbi {ROUTE} on {TRAINING_TASK} ({args.simulations} simulations"
-        + (f", posterior_epochs={posterior_epochs})" if posterior_epochs else ")")
+        + "".join(f", {k}={v}" for k, v in settings.items() if k != "max_epochs")
+        + ")"
     )
     start = time.perf_counter()
     result = gbi.train(
@@ -270,6 +281,9 @@ def _train_ours(
         "npe_epochs": len(report["npe"]["history"]["train_loss"]),
         "device": report["npe"]["history"]["device"],
         "posterior_epochs": posterior_epochs,
+        "compile": compile,
+        # the first NPE epoch holds the compilation
+        "npe_first_epoch_seconds": report["npe"]["history"]["epoch_seconds"][0],
     }
 
 
@@ -362,7 +376,39 @@ def _throughput_sbi(
     }
 
 
+def _variants(args: argparse.Namespace) -> list[tuple[str, int | None, bool]]:
+    """(record key, posterior_epochs, compile) of the gbi trainings after the defaults'.
+
+    The compiled trainings run with TorchInductor's cache in a fresh folder:
+    the first ("cold") pays the whole compilation, as a first run on a new
+    machine does; the second ("warm") finds its kernels cached, as every
+    later run of the same network shapes does.
+    """
+    variants: list[tuple[str, int | None, bool]] = []
+    if args.posterior_epochs:
+        variants.append(("ours_budget", args.posterior_epochs, False))
+    if not args.no_compile:
+        epochs = args.posterior_epochs or None
+        variants += [("ours_compiled_cold", epochs, True), ("ours_compiled_warm", epochs, True)]
+    return variants
+
+
 def _training(args: argparse.Namespace) -> dict[str, Any]:
+    """(b) and the trained models' part of (c), with TorchInductor's cache in a
+    fresh folder (cold for the first compiled training), removed afterwards."""
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="gbi-bench-inductor-") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        try:
+            return _train_and_compare(args)
+        finally:
+            if before is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+
+
+def _train_and_compare(args: argparse.Namespace) -> dict[str, Any]:
     import gbi_npe
     import gbi_sims
 
@@ -374,9 +420,9 @@ def _training(args: argparse.Namespace) -> dict[str, Any]:
         device = record["ours"]["device"]
         posterior = gbi_npe.Posterior.load(out / "posterior.safetensors", device=device)
         theta, x = _base_set(out)
-    if args.posterior_epochs:
+    for key, epochs, compile in _variants(args):
         with tempfile.TemporaryDirectory(prefix="gbi-bench-speed-") as tmp:
-            record["ours_budget"] = _train_ours(args, Path(tmp) / "run", args.posterior_epochs)
+            record[key] = _train_ours(args, Path(tmp) / "run", epochs, compile)
     many_x = _many_observations(task, args)
     record["throughput_ours"] = _throughput_ours(posterior, task, args)
     if args.no_sbi:
@@ -395,9 +441,9 @@ def _training(args: argparse.Namespace) -> dict[str, Any]:
     )
     record["ratio"] = record["ours"]["seconds"] / sbi_record["seconds"]
     record["meets_target"] = record["ratio"] <= TARGET_TRAINING_RATIO
-    if "ours_budget" in record:
-        record["ratio_budget"] = record["ours_budget"]["seconds"] / sbi_record["seconds"]
-        record["meets_target_budget"] = record["ratio_budget"] <= TARGET_TRAINING_RATIO
+    for key, _, _ in _variants(args):
+        ratio = record[key]["seconds"] / sbi_record["seconds"]
+        record[key].update(ratio=ratio, meets_target=ratio <= TARGET_TRAINING_RATIO)
     record["throughput_ratio"] = (
         record["throughput_ours"]["samples_per_second"]
         / record["throughput_sbi"]["samples_per_second"]
@@ -446,6 +492,25 @@ def _training_line(label: str, t: dict[str, Any]) -> str:
     )
 
 
+VARIANT_KEYS = ("ours_budget", "ours_compiled_cold", "ours_compiled_warm")
+
+
+def _variant_label(key: str, variant: dict[str, Any]) -> str:
+    epochs = variant.get("posterior_epochs")
+    label = f"posterior_epochs={epochs}" if epochs else "defaults"
+    if key == "ours_compiled_cold":
+        label += ", compile (cold cache)"
+    elif key == "ours_compiled_warm":
+        label += ", compile (warm cache)"
+    return label
+
+
+def _variant_ratio(training: dict[str, Any], key: str) -> tuple[float, bool]:
+    if "ratio" in training[key]:
+        return training[key]["ratio"], training[key]["meets_target"]
+    return training["ratio_budget"], training["meets_target_budget"]  # older records
+
+
 def to_markdown(record: dict[str, Any]) -> str:
     n = record["draws"]
     lines = [
@@ -492,15 +557,9 @@ def to_markdown(record: dict[str, Any]) -> str:
         "|---|---|---|---:|---|",
         _training_line(f"gbi {training['route']} (all beta)", ours),
     ]
-    budget = training.get("ours_budget")
-    if budget:
-        lines.append(
-            _training_line(
-                f"gbi {training['route']} (all beta), "
-                f"posterior_epochs={budget['posterior_epochs']}",
-                budget,
-            )
-        )
+    variants = [(k, _variant_label(k, training[k])) for k in VARIANT_KEYS if k in training]
+    for key, label in variants:
+        lines.append(_training_line(f"gbi {training['route']} (all beta), {label}", training[key]))
     sbi_record = training["sbi"]
     if sbi_record["available"]:
         lines += [
@@ -510,11 +569,17 @@ def to_markdown(record: dict[str, Any]) -> str:
             f"Ratio gbi / sbi: {training['ratio']:.2f} (target <= "
             f"{TARGET_TRAINING_RATIO:g}: {_yes(training['meets_target'])}).",
         ]
-        if "ratio_budget" in training:
-            lines[-1] += (
-                f" With posterior_epochs={budget['posterior_epochs']}: "
-                f"{training['ratio_budget']:.2f} ({_yes(training['meets_target_budget'])})."
-            )
+        for key, label in variants:
+            ratio, meets = _variant_ratio(training, key)
+            lines[-1] += f" With {label}: {ratio:.2f} ({_yes(meets)})."
+        compiled = [training[k] for k in VARIANT_KEYS[1:] if k in training]
+        if compiled:
+            lines += [
+                "",
+                "The compiled trainings' first NPE epoch, which holds the compilation: "
+                + ", ".join(f"{c['npe_first_epoch_seconds']:.1f} s" for c in compiled)
+                + " (cold, warm cache).",
+            ]
     else:
         lines += ["", f"sbi: not measured ({sbi_record['reason']})."]
 

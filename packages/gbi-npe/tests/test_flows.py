@@ -8,7 +8,7 @@ import torch
 from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCoupling
 
 from gbi_npe import SplineFlowConfig
-from gbi_npe.flows import SplineFlow, _conditioner, _Coupling
+from gbi_npe.flows import SplineFlow, _AutoregressiveSpline, _conditioner, _Coupling
 from gbi_npe.splines import rational_quadratic_spline
 
 
@@ -107,6 +107,41 @@ def test_the_mask_free_coupling_is_normflows_coupling_without_the_transform(feat
             expected = getattr(theirs, direction)(y.clone(), h)
             got = getattr(ours, direction)(y, h)
             # float32; the inverse solves a quadratic, a few ulps more
+            torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(got[1], expected[1], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("features", [2, 3])
+def test_the_autoregressive_layer_is_normflows_autoregressive_spline(features):
+    """``_AutoregressiveSpline`` (normflows' MADE, the mask-free spline) builds
+    the same weights from a seed as normflows' ``AutoregressiveRationalQuadraticSpline``
+    (so a seed trains the same network as before), loads its weights strictly
+    (saved autoregressive flows), and computes the same map both ways."""
+    config = SplineFlowConfig(
+        kind="autoregressive", hidden_features=16, num_blocks=1, num_bins=6, tail_bound=2.0
+    )
+    torch.manual_seed(3)
+    theirs = nf.flows.AutoregressiveRationalQuadraticSpline(
+        features, 1, 16, num_context_channels=3, num_bins=6, tail_bound=2.0
+    )
+    torch.manual_seed(3)
+    ours = _AutoregressiveSpline(features, 3, config)
+    for (name, a), (other, b) in zip(
+        theirs.state_dict().items(), ours.state_dict().items(), strict=True
+    ):
+        assert name == other and torch.equal(a, b)
+    generator = torch.Generator().manual_seed(20 + features)
+    with torch.no_grad():
+        for parameter in theirs.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    ours.load_state_dict(theirs.state_dict())
+    y = 1.5 * torch.randn(400, features, generator=generator)
+    h = torch.randn(400, 3, generator=generator)
+    assert (y.abs() > config.tail_bound).any()
+    with torch.no_grad():
+        for direction in ("forward", "inverse"):
+            expected = getattr(theirs, direction)(y.clone(), h)
+            got = getattr(ours, direction)(y, h)
             torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(got[1], expected[1], atol=1e-4, rtol=1e-4)
 

@@ -219,6 +219,23 @@ def test_simulate_evaluate_and_report(trained: Path, tmp_path: Path) -> None:
     assert (trained / "figures" / "metrics_vs_beta.png").is_file()
 
 
+def test_train_compile_flag_reaches_the_run(monkeypatch) -> None:
+    seen = {}
+
+    def fake_train(task, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(gbi.api, "train", fake_train)
+    with pytest.raises(SystemExit):
+        main(["train", "two_moons", "--out", "unused", "--compile"])
+    assert seen["compile"] is True
+    seen.clear()
+    with pytest.raises(SystemExit):
+        main(["train", "two_moons", "--out", "unused"])
+    assert "compile" not in seen  # the RunConfig default (off)
+
+
 def test_demo_at_reduced_size(tmp_path: Path) -> None:
     result = run_cli(
         "demo",

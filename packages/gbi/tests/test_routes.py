@@ -237,6 +237,33 @@ def test_a_posterior_budget_trains_that_many_epochs_on_a_cosine_schedule(
     assert result.report["config"]["posterior_epochs"] == 5
 
 
+def test_compile_reaches_the_posterior_network_and_a_run_resumes_either_way(
+    tmp_path: Path, monkeypatch
+) -> None:
+    config = RunConfig("two_moons", compile=True)
+    assert routes.train_config(config, "npe", 40, False).compile
+    assert not routes.train_config(config, "nre", 40, False).compile
+    with pytest.raises(ValueError, match="compile must be a bool"):
+        RunConfig("two_moons", compile="yes")
+    compiled = []
+
+    def spy(fn, **options):  # records what would be compiled, runs it eagerly
+        compiled.append(getattr(fn, "__name__", fn))
+        return fn
+
+    monkeypatch.setattr(gbi_npe.compiling.torch, "compile", spy)
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)
+    assert compiled == []
+    (tmp_path / "run" / "posterior.safetensors").unlink()  # as if killed during NPE training
+    (tmp_path / "run" / "report.json").unlink()
+    # not part of the run's identity: the rerun continues the same run directory
+    result = gbi.train("two_moons", out=tmp_path / "run", compile=True, **kwargs, **TINY)
+    assert compiled == ["log_prob"]  # the training loss
+    assert result.report["simulations"]["reused"] == 300
+    assert result.report["config"]["compile"] is True
+
+
 def test_interrupted_training_resumes_from_the_saved_stages(tmp_path: Path) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     gbi.train("two_moons", out=tmp_path / "run", **kwargs, **TINY)

@@ -458,6 +458,17 @@ class TrainConfig:
             than 4500 are taken, the last tenth of the steps before).
             Validation, the best-epoch snapshot and the returned network use
             the average. ``None``: the raw weights.
+        compile: run the training loss through ``torch.compile`` (see
+            ``gbi_npe.compiling``): fewer, fused kernels, so a step's
+            forward and backward pass run about twice as fast on a CPU
+            (two-moons NPE, batch 256, one core: 4.5-6 ms against 10-12 ms;
+            an epoch, validation included, 1.5x), after a one-time
+            compilation of about a minute on a 2-core CPU (cached on disk:
+            seconds for later runs of the same shapes). Results agree with
+            eager training to round-off, not bit for bit; where torch
+            cannot compile, training warns and runs eagerly. Not part of a
+            snapshot's identity: a training may resume with the other
+            setting.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"`` or ``"cuda:N"``.
         seed: seeds the split, the batch order, beta draws and dropout
@@ -481,6 +492,7 @@ class TrainConfig:
     per_temperature: bool = False
     per_temperature_min_ess: float = 100.0
     ema_decay: float | None = None
+    compile: bool = False
     device: str = "auto"
     seed: int = 0
     progress: bool = True
@@ -522,6 +534,8 @@ class TrainConfig:
         _check_int("seed", self.seed, 0)
         if not isinstance(self.progress, bool):
             raise ValueError(f"progress must be a bool, got {self.progress!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be a bool, got {self.compile!r}")
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda")
             or (self.device.startswith("cuda:") and self.device[5:].isdigit())

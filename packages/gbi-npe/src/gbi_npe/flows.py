@@ -6,9 +6,9 @@ directions follow normflows: ``layer(z, h)`` maps noise towards data (used
 for sampling), ``layer.inverse(y, h)`` maps data towards noise (used for
 ``log_prob``); both return ``log|det|`` of the map they apply. Coupling layers
 run our mask-free spline (``gbi_npe.splines``) on our residual conditioner
-(``gbi_npe.resnet``) and keep normflows' parameter names; autoregressive layers, and
-coupling layers with the unconditional transform of older files, are
-normflows' own.
+(``gbi_npe.resnet``) and keep normflows' parameter names; autoregressive layers
+run the same spline on normflows' MADE (its names too); coupling layers with
+the unconditional transform of older files are normflows' own.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import math
 
 import normflows as nf
 import torch
+from normflows.flows.neural_spline.autoregressive import (
+    MaskedPiecewiseRationalQuadraticAutoregressive,
+)
 from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCoupling
 from torch import nn
 
@@ -103,7 +106,25 @@ class _Coupling(nn.Module):
         return self._apply_spline(z, h, inverse=True)
 
 
-class _SplineCoupling(nf.flows.Flow):
+class _NamedTransform(nf.flows.Flow):
+    """A spline transform held under the attribute ``_name`` (the saved layout).
+
+    The transform maps data towards noise; this layer's ``forward`` is its
+    inverse (normflows' convention: noise towards data).
+    """
+
+    _name: str
+
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None):
+        z, log_det = getattr(self, self._name).inverse(z, context)
+        return z, log_det.view(-1)
+
+    def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None):
+        z, log_det = getattr(self, self._name)(z, context)
+        return z, log_det.view(-1)
+
+
+class _SplineCoupling(_NamedTransform):
     """A rational-quadratic spline coupling layer.
 
     ``mask`` marks the features transformed (1) given the others (0) and h. The
@@ -136,14 +157,6 @@ class _SplineCoupling(nf.flows.Flow):
             coupling = _Coupling(config, context_features, mask)
         self.add_module(self._name, coupling)
 
-    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None):
-        z, log_det = getattr(self, self._name).inverse(z, context)
-        return z, log_det.view(-1)
-
-    def inverse(self, z: torch.Tensor, context: torch.Tensor | None = None):
-        z, log_det = getattr(self, self._name)(z, context)
-        return z, log_det.view(-1)
-
 
 class _ConditionalSpline1d(_SplineCoupling):
     """The 1-D layer of both kinds: a spline of the single feature whose knots depend on h.
@@ -157,6 +170,55 @@ class _ConditionalSpline1d(_SplineCoupling):
 
     def __init__(self, config: SplineFlowConfig, context_features: int) -> None:
         super().__init__(config, context_features, torch.ones(1), unconditional_transform=False)
+
+
+class _MaskFreeAutoregressive(MaskedPiecewiseRationalQuadraticAutoregressive):
+    """normflows' autoregressive spline transform (its MADE, its parameter names)
+    with the spline evaluated by ``gbi_npe.splines``: the same map, without the
+    boolean masks that split each batch (and break a compiled graph)."""
+
+    def _elementwise(self, inputs: torch.Tensor, params: torch.Tensor, inverse: bool = False):
+        b, d = inputs.shape
+        params = params.view(b, d, self._output_dim_multiplier())
+        k = self.num_bins
+        # (normflows scales the logits by a network width only where the
+        # network has a ``hidden_features`` attribute, which its MADE has not)
+        out, log_det = rational_quadratic_spline(
+            inputs,
+            params[..., :k],
+            params[..., k : 2 * k],
+            params[..., 2 * k :],
+            bound=self.tail_bound,
+            inverse=inverse,
+        )
+        return out, log_det.sum(dim=1)
+
+
+class _AutoregressiveSpline(_NamedTransform):
+    """An autoregressive spline layer, saved under ``mprqat`` as normflows'
+    ``AutoregressiveRationalQuadraticSpline`` (whose weights it loads; its
+    networks are built in the same order, so a seed gives the same weights)."""
+
+    _name = "mprqat"
+
+    def __init__(self, features: int, context_features: int, config: SplineFlowConfig) -> None:
+        super().__init__()
+        self.mprqat = _MaskFreeAutoregressive(
+            features=features,
+            hidden_features=config.hidden_features,
+            context_features=context_features,
+            num_bins=config.num_bins,
+            tails="linear",
+            tail_bound=config.tail_bound,
+            num_blocks=config.num_blocks,
+            use_residual_blocks=True,
+            random_mask=False,
+            permute_mask=False,
+            activation=nn.ReLU(),
+            dropout_probability=config.dropout,
+            use_batch_norm=False,
+            init_identity=True,
+        )
 
 
 def _make_layers(features: int, context_features: int, config: SplineFlowConfig) -> list[nn.Module]:
@@ -173,17 +235,7 @@ def _make_layers(features: int, context_features: int, config: SplineFlowConfig)
                 _SplineCoupling(config, context_features, mask, config.unconditional_transform)
             )
         else:
-            layers.append(
-                nf.flows.AutoregressiveRationalQuadraticSpline(
-                    features,
-                    config.num_blocks,
-                    config.hidden_features,
-                    num_context_channels=context_features,
-                    num_bins=config.num_bins,
-                    tail_bound=config.tail_bound,
-                    dropout_probability=config.dropout,
-                )
-            )
+            layers.append(_AutoregressiveSpline(features, context_features, config))
             if features > 1 and i < config.num_layers - 1:
                 layers.append(_Reverse())
     return layers

@@ -238,7 +238,8 @@ def _fingerprint(
     module: nn.Module, config: TrainConfig, data: str | None, **extra: Any
 ) -> dict[str, Any]:
     """What a snapshot must share with the training that resumes it (``extra`` too)."""
-    settings = {k: v for k, v in asdict(config).items() if k not in ("progress", "device")}
+    volatile = ("progress", "device", "compile")  # same results (up to round-off) either way
+    settings = {k: v for k, v in asdict(config).items() if k not in volatile}
     shapes = [[name, list(t.shape)] for name, t in module.state_dict().items()]
     return {
         "version": 1,

@@ -162,6 +162,8 @@ class WeightedNLL:
         context: shape (N, c) (``[x, beta]`` for NPE), float64, same device.
         log_weights: globally normalized log weights (N,)
             (``normalize_log_weights``).
+        log_prob: the ``(inputs, context) -> log q`` the training loss calls
+            (``estimator.log_prob``, or a compiled version of it).
     """
 
     def __init__(
@@ -170,8 +172,10 @@ class WeightedNLL:
         inputs: torch.Tensor,
         context: torch.Tensor,
         log_weights: np.ndarray,
+        log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.estimator = estimator
+        self.log_prob = estimator.log_prob if log_prob is None else log_prob
         self.inputs = inputs
         self.context = context
         self.weights = torch.as_tensor(np.exp(log_weights), device=inputs.device)
@@ -180,7 +184,7 @@ class WeightedNLL:
     def batch_loss(self, index: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
         """``(N / b) sum_{j in batch} w~_j l_j`` for rows ``index`` (b,)."""
         idx = torch.as_tensor(index, device=self.inputs.device)
-        nll = -self.estimator.log_prob(self.inputs[idx], self.context[idx])
+        nll = -self.log_prob(self.inputs[idx], self.context[idx])
         return minibatch_loss(nll, self.weights[idx], self.n)
 
     @torch.no_grad()
@@ -239,6 +243,9 @@ class ContinuousBetaNLL:
         log_weights_fn: see ``LogWeightsFn``, or ``None``.
         pair_sampling: ``"uniform"`` or ``"weights"`` (see above; without a
             ``log_weights_fn`` both are uniform).
+        log_prob: the ``(inputs, context) -> log q`` the loss calls
+            (``estimator.log_prob``, or a compiled version of it:
+            ``gbi_npe.compiling``).
     """
 
     def __init__(
@@ -250,10 +257,12 @@ class ContinuousBetaNLL:
         distribution: BetaDistribution,
         log_weights_fn: LogWeightsFn | None,
         pair_sampling: str = "uniform",
+        log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if pair_sampling not in PAIR_SAMPLING:
             raise ValueError(f"pair_sampling must be one of {PAIR_SAMPLING}, got {pair_sampling!r}")
         self.estimator = estimator
+        self.log_prob = estimator.log_prob if log_prob is None else log_prob
         self.theta = theta
         self.x = x
         self.train_index = np.asarray(train_index, dtype=np.int64)
@@ -318,7 +327,7 @@ class ContinuousBetaNLL:
         idx = torch.as_tensor(base, device=device)
         beta_t = torch.as_tensor(beta, device=device)
         context = torch.cat([self.x[idx], beta_t[:, None]], dim=1)
-        nll = -self.estimator.log_prob(self.theta[idx], context)
+        nll = -self.log_prob(self.theta[idx], context)
         weights = torch.as_tensor(np.exp(log_w - log_q), device=device)
         return minibatch_loss(nll, weights, self.n_base)
 

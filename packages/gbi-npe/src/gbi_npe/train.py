@@ -20,6 +20,7 @@ import torch
 
 from ._validation import as_beta, as_matrix, as_weights
 from .beta import BetaDistribution
+from .compiling import maybe_compiled
 from .config import TrainConfig
 from .estimator import ConditionalDensityEstimator
 from .loop import History, _check_snapshot_args, resolve_device, train_loop
@@ -151,6 +152,8 @@ def _fit_rows(
     if beta is not None:
         estimator.record_beta_range(float(beta.min()), float(beta.max()))
 
+    log_prob = maybe_compiled(estimator.log_prob, config.compile, "the NPE's loss", device)
+
     def rows(index: np.ndarray, drop_empty: bool) -> WeightedNLL:
         context = x[index] if beta is None else np.c_[x[index], beta[index]]
         lw = normalize_log_weights(
@@ -159,7 +162,9 @@ def _fit_rows(
             index.size,
             drop_empty=drop_empty,
         )
-        return WeightedNLL(estimator, _tensor(inputs[index], device), _tensor(context, device), lw)
+        return WeightedNLL(
+            estimator, _tensor(inputs[index], device), _tensor(context, device), lw, log_prob
+        )
 
     objective = rows(train, drop_empty=False)
     validation = rows(val, drop_empty=True) if val.size else None
@@ -226,7 +231,14 @@ def _fit_continuous(
     estimator.clear_temperature_pieces()  # training goes on from the main weights
     theta_t, x_t = _tensor(theta, device), _tensor(x, device)
     objective = ContinuousBetaNLL(
-        estimator, theta_t, x_t, train, distribution, log_weights_fn, config.pair_sampling
+        estimator,
+        theta_t,
+        x_t,
+        train,
+        distribution,
+        log_weights_fn,
+        config.pair_sampling,
+        maybe_compiled(estimator.log_prob, config.compile, "the NPE's loss", device),
     )
     validation = None
     if val.size:

@@ -124,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "ema_decay",
         "per_temperature",
         "posterior_epochs",
+        "compile",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -420,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E",
         help="train the posterior network for E epochs with a step size falling along half "
         "a cosine (default: until its validation loss stops improving, at most --max-epochs)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="train the posterior network through torch.compile: epochs about 1.5x faster "
+        "on a CPU after a one-time compilation of about a minute (cached for later runs); "
+        "falls back to plain training with a warning where torch cannot compile",
     )
     p.add_argument(
         "--reuse",

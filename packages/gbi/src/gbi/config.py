@@ -151,6 +151,12 @@ class RunConfig:
         auto_max_k_hat: ... and the PSIS k-hat exceeds this (both must fail).
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
+        compile: train the posterior network through ``torch.compile``
+            (``gbi_npe.TrainConfig.compile``): its epochs about 1.5x faster
+            on a CPU, after a one-time compilation of about a minute on 2
+            cores (cached on disk: seconds for later runs of the same
+            network). Pays off for long trainings. Not part of the run's
+            identity: an interrupted run may resume either way.
     """
 
     problem: str
@@ -189,6 +195,7 @@ class RunConfig:
     auto_max_k_hat: float = 0.7
     task_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
@@ -247,6 +254,8 @@ class RunConfig:
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be a bool, got {self.compile!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
         low, high = (float(b) for b in self.beta_range)

@@ -34,7 +34,7 @@ import numpy as np
 from gbi_npe.io import atomic_write_bytes
 
 #: config keys that may differ between reruns of one run (they do not change results).
-VOLATILE_KEYS = frozenset({"device", "progress", "executor"})
+VOLATILE_KEYS = frozenset({"device", "compile", "progress", "executor"})
 
 
 class RunConfigMismatch(ValueError):
