@@ -16,6 +16,7 @@ from gbi_npe import (
     SplineFlowConfig,
     TrainConfig,
     fit,
+    fit_conditional,
     make_conditional_estimator,
     make_npe,
 )
@@ -120,6 +121,22 @@ def test_a_failing_compile_warns_and_trains_eagerly_to_the_same_result(monkeypat
     assert history.train_loss == eager_history.train_loss
     for a, b in zip(fallback.parameters(), eager.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_fit_conditional_compiles_its_loss_too(monkeypatch) -> None:
+    # the NLE's training (fixed rows, WeightedNLL): the loss goes through torch.compile
+    compiled = []
+
+    def spy(fn, **options):
+        compiled.append(fn.__name__)
+        return fn
+
+    monkeypatch.setattr(compiling.torch, "compile", spy)
+    theta, x = data()
+    nle = make_conditional_estimator(2, 2, density=TINY_FLOW)
+    config = TrainConfig(**{**CONFIG.to_dict(), "compile": True})
+    fit_conditional(nle, x, theta, config=config)
+    assert compiled == ["log_prob"]
 
 
 def test_an_error_of_the_function_itself_is_raised_not_hidden(monkeypatch) -> None:

@@ -242,6 +242,7 @@ def test_compile_reaches_the_posterior_network_and_a_run_resumes_either_way(
 ) -> None:
     config = RunConfig("two_moons", compile=True)
     assert routes.train_config(config, "npe", 40, False).compile
+    assert routes.train_config(config, "nle", 40, False).compile  # a flow, trained by gbi-npe
     assert not routes.train_config(config, "nre", 40, False).compile
     with pytest.raises(ValueError, match="compile must be a bool"):
         RunConfig("two_moons", compile="yes")

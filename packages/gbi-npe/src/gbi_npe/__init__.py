@@ -14,6 +14,7 @@ one forward pass. See this package's README.md.
 from __future__ import annotations
 
 from .beta import BetaDistribution, GridBeta, LogUniformBeta
+from .compiling import CompileFallbackWarning
 from .config import (
     DensityConfig,
     EmbeddingConfig,
@@ -46,6 +47,7 @@ from .train import fit, fit_conditional
 __version__ = "0.1.0"
 __all__ = [
     "BetaDistribution",
+    "CompileFallbackWarning",
     "ConditionalDensityEstimator",
     "DensityConfig",
     "EmbeddingConfig",

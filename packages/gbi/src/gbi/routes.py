@@ -66,7 +66,8 @@ def train_config(
         pair_sampling=config.pair_sampling if npe else "uniform",
         ema_decay=config.ema_decay if npe else None,
         per_temperature=config.per_temperature and npe,
-        compile=config.compile and npe,
+        # the flows' trainings (gbi-npe's fit): the posterior network and the NLE
+        compile=config.compile and stream in ("npe", "nle"),
         device=config.device,
         seed=derive_seed(config.seed, stream) % (2**31),
         progress=progress,
