@@ -243,13 +243,14 @@ def test_compile_reaches_the_posterior_network_and_a_run_resumes_either_way(
     config = RunConfig("two_moons", compile=True)
     assert routes.train_config(config, "npe", 40, False).compile
     assert routes.train_config(config, "nle", 40, False).compile  # a flow, trained by gbi-npe
-    assert not routes.train_config(config, "nre", 40, False).compile
+    assert routes.train_config(config, "nre", 40, False).compile
+    assert not routes.train_config(config, "score", 40, False).compile
     with pytest.raises(ValueError, match="compile must be a bool"):
         RunConfig("two_moons", compile="yes")
     compiled = []
 
     def spy(fn, **options):  # records what would be compiled, runs it eagerly
-        compiled.append(getattr(fn, "__name__", fn))
+        compiled.append(getattr(fn, "func", fn).__name__)
         return fn
 
     monkeypatch.setattr(gbi_npe.compiling.torch, "compile", spy)
@@ -260,7 +261,7 @@ def test_compile_reaches_the_posterior_network_and_a_run_resumes_either_way(
     (tmp_path / "run" / "report.json").unlink()
     # not part of the run's identity: the rerun continues the same run directory
     result = gbi.train("two_moons", out=tmp_path / "run", compile=True, **kwargs, **TINY)
-    assert compiled == ["log_prob"]  # the training loss
+    assert compiled == ["log_prob"]  # the NPE's loss (the NRE was trained before)
     assert result.report["simulations"]["reused"] == 300
     assert result.report["config"]["compile"] is True
 

@@ -30,6 +30,7 @@ from gbi_npe import (
     write_model_file,
 )
 from gbi_npe._validation import as_matrix  # private: finite (n, d) float64 check
+from gbi_npe.compiling import maybe_compiled  # public module, not in gbi_npe's namespace
 from gbi_npe.config import _check_float as check_float  # private
 from gbi_npe.config import _check_int as check_int  # private
 from gbi_npe.config import density_config_from_dict
@@ -70,6 +71,7 @@ __all__ = [
     "load_snapshot",
     "make_conditional_estimator",
     "make_embedding",
+    "maybe_compiled",
     "read_header",
     "read_model_file",
     "resolve_device",

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from gbi_surrogates._from_npe import (
     ModelFileError,
     TrainConfig,
     make_embedding,
+    maybe_compiled,
     resolve_device,
     split_indices,
 )
@@ -206,16 +208,51 @@ def _others(rows: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.nd
     return draws + (draws >= rows[:, None])
 
 
+def _nre_a_in_batch_loss(
+    network: RatioNetwork, theta: torch.Tensor, u_x: torch.Tensor, partners: torch.Tensor
+) -> torch.Tensor:
+    """NRE-A's loss when each row's negatives are other rows of the same batch.
+
+    ``theta`` (b, d_theta) and ``u_x`` (b, d_x) are the batch's standardized
+    pairs, ``partners`` (b, k) the batch positions of the x paired with each
+    theta as negatives. Every x is embedded once. Shapes depend only on the
+    batch size, so ``torch.compile`` traces it as one graph.
+    """
+    e_x = network.embed_x(u_x)
+    positive = network.logit_embedded(theta, e_x)
+    k = partners.shape[1]
+    negative = network.logit_embedded(theta.repeat_interleave(k, dim=0), e_x[partners.reshape(-1)])
+    return F.softplus(-positive).mean() + F.softplus(negative).mean()
+
+
 class _RatioLoss:
-    """NRE-A / NRE-B losses over fixed standardized pairs."""
+    """NRE-A / NRE-B losses over fixed standardized pairs.
+
+    With ``compile``, the training batches of NRE-A (whose negatives are
+    other x of the same batch) run ``_nre_a_in_batch_loss`` through
+    ``torch.compile``; everything else (NRE-B, validation) runs eagerly.
+    """
 
     def __init__(
-        self, network: RatioNetwork, u_theta: torch.Tensor, u_x: torch.Tensor, config: NREConfig
+        self,
+        network: RatioNetwork,
+        u_theta: torch.Tensor,
+        u_x: torch.Tensor,
+        config: NREConfig,
+        compile: bool = False,
     ) -> None:
         self.network = network
         self.u_theta, self.u_x = u_theta, u_x
         self.n = u_theta.shape[0]
         self.config = config
+        self._in_batch = None
+        if compile and config.variant == "nre_a":
+            self._in_batch = maybe_compiled(
+                functools.partial(_nre_a_in_batch_loss, network),
+                True,
+                "the NRE's loss",
+                u_theta.device,
+            )
 
     def loss(self, index: np.ndarray, negatives: np.ndarray) -> torch.Tensor:
         """Mean loss of rows ``index`` (b,) against ``negatives``.
@@ -258,7 +295,18 @@ class _RatioLoss:
         return _others(index, self.n, k, rng)
 
     def batch_loss(self, index: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        return self.loss(index, self.draw_negatives(index, rng))
+        negatives = self.draw_negatives(index, rng)
+        if self._in_batch is None or index.size < 2:
+            return self.loss(index, negatives)
+        # the negatives are rows of this batch (draw_negatives): as batch positions
+        order = np.argsort(index)
+        partners = order[np.searchsorted(index[order], negatives)]
+        rows = torch.as_tensor(index, device=self.u_theta.device)
+        return self._in_batch(
+            self.u_theta[rows],
+            self.u_x[rows],
+            torch.as_tensor(partners, device=self.u_theta.device),
+        )
 
     @torch.no_grad()
     def full_loss(self, index: np.ndarray, negatives: np.ndarray, chunk_size: int) -> float:
@@ -295,6 +343,9 @@ def fit_nre(
         x: shape (n, d_x), ``x_i ~ p(x | theta_i)``.
         config: the classifier (default ``NREConfig()``).
         train_config: gbi-npe ``TrainConfig`` (default ``TrainConfig()``).
+            With ``compile``, NRE-A's training batches (their negatives are
+            x of the same batch) run through ``torch.compile``; NRE-B and the
+            validation run eagerly.
         snapshot: a file where training keeps its state (at the end of an
             epoch, at most every ``snapshot_seconds``, and of each stage); a
             call with the snapshot of an interrupted training on the same data
@@ -329,13 +380,13 @@ def fit_nre(
     )
     network.to(device)
 
-    def standardized(rows: np.ndarray) -> _RatioLoss:
+    def standardized(rows: np.ndarray, compile: bool = False) -> _RatioLoss:
         u_theta, u_x = network.standardize(
             as_tensor(theta_a[rows], device), as_tensor(x_a[rows], device)
         )
-        return _RatioLoss(network, u_theta, u_x, config)
+        return _RatioLoss(network, u_theta, u_x, config, compile)
 
-    objective = standardized(train)
+    objective = standardized(train, train_config.compile)
     validation_fn = None
     if val.size >= 2:
         validation = standardized(val)

@@ -426,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         default=None,
-        help="train the posterior network (and b-nle's likelihood flow) through "
-        "torch.compile: epochs about 1.5x faster "
+        help="train the posterior network and the NLE or NRE through torch.compile: "
+        "epochs about 1.5x faster "
         "on a CPU after a one-time compilation of about a minute (cached for later runs); "
         "falls back to plain training with a warning where torch cannot compile",
     )

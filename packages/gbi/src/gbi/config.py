@@ -151,9 +151,9 @@ class RunConfig:
         auto_max_k_hat: ... and the PSIS k-hat exceeds this (both must fail).
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
-        compile: train the posterior network (and route ``b-nle``'s
-            likelihood flow) through ``torch.compile``
-            (``gbi_npe.TrainConfig.compile``): their epochs about 1.5x faster
+        compile: train the posterior network and the NLE or NRE through
+            ``torch.compile`` (``gbi_npe.TrainConfig.compile``; not the
+            score model of routes ``a`` and ``auto``): epochs about 1.5x faster
             on a CPU, after a one-time compilation of about a minute on 2
             cores (cached on disk: seconds for later runs of the same
             network). Pays off for long trainings. Not part of the run's

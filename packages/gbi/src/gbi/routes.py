@@ -66,8 +66,9 @@ def train_config(
         pair_sampling=config.pair_sampling if npe else "uniform",
         ema_decay=config.ema_decay if npe else None,
         per_temperature=config.per_temperature and npe,
-        # the flows' trainings (gbi-npe's fit): the posterior network and the NLE
-        compile=config.compile and stream in ("npe", "nle"),
+        # the posterior network, the NLE (gbi-npe's fit) and NRE-A's loss; not
+        # the score model
+        compile=config.compile and stream in ("npe", "nle", "nre"),
         device=config.device,
         seed=derive_seed(config.seed, stream) % (2**31),
         progress=progress,
