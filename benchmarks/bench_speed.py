@@ -324,6 +324,7 @@ def _train_sbi(
     }
     train_options = {} if args.max_epochs is None else {"max_num_epochs": args.max_epochs}
     print(f"   training sbi NPE (nsf) on the same {theta.shape[0]} simulations", flush=True)
+    torch.manual_seed(args.seed)  # sbi draws its split and initial weights from torch's stream
     start = time.perf_counter()
     inference = NPE(**options, tracker=_NoTracking())
     inference.append_simulations(

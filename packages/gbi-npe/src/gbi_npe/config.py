@@ -462,7 +462,7 @@ class TrainConfig:
             ``gbi_npe.compiling``): fewer, fused kernels, so a step's
             forward and backward pass run about twice as fast on a CPU
             (two-moons NPE, batch 256, one core: 4.5-6 ms against 10-12 ms;
-            an epoch, validation included, 1.5x), after a one-time
+            an epoch, validation included, 1.8x), after a one-time
             compilation of about a minute on a 2-core CPU (cached on disk:
             seconds for later runs of the same shapes). Results agree with
             eager training to round-off, not bit for bit; where torch

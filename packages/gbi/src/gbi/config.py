@@ -153,7 +153,7 @@ class RunConfig:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
         compile: train the posterior network and the NLE or NRE through
             ``torch.compile`` (``gbi_npe.TrainConfig.compile``; not the
-            score model of routes ``a`` and ``auto``): epochs about 1.5x faster
+            score model of routes ``a`` and ``auto``): epochs up to 1.8x faster
             on a CPU, after a one-time compilation of about a minute on 2
             cores (cached on disk: seconds for later runs of the same
             network). Pays off for long trainings. Not part of the run's
