@@ -4,11 +4,12 @@ A training step of these small networks is hundreds of small tensor
 operations (the coupling layers' splines, the residual conditioners, their
 gradients); on a CPU most of its time goes to launching them, not to
 arithmetic. ``torch.compile`` (TorchInductor) fuses them into a few generated
-kernels: a two-moons NPE step (batch 256, one core) takes 4.5-6 ms compiled
-against 10-12 ms eager. The price is the compilation on the first call: about
-40 s per compiled function on a 2-core CPU (minutes on a loaded one), kept in
-TorchInductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``), so a later
-process training the same network shapes compiles in a few seconds.
+kernels: a two-moons NPE step (batch 256, one core) takes 4.4-6.6 ms compiled
+against 11-12 ms eager, and 150 epochs 57 s against 103 s. The price is the
+compilation on the first call: about 50 s for that network on a 2-core CPU
+(minutes on a loaded one), kept in TorchInductor's on-disk cache
+(``TORCHINDUCTOR_CACHE_DIR``), so a later process training the same network
+shapes loads it in about a second.
 
 Compiled code computes the same functions with other floating-point
 operation orders: results agree with eager mode to float32 round-off, not bit
@@ -36,7 +37,7 @@ class Compiled:
     the first argument) run compiled; others run ``fn`` eagerly. A training
     compiles its full batches once and runs an epoch's last, smaller batch
     eagerly (one step in dozens), rather than paying a second compilation
-    for it: each compiled shape costs about 40 s on a 2-core CPU the first
+    for it: each compiled shape costs about 50 s on a 2-core CPU the first
     time (a two-moons NPE step: 6 ms compiled against 12 ms eager, one core).
     On a CPU the graph is compiled into one C++ function (TorchInductor's
     ``cpp_wrapper``), which calls its kernels without a Python layer between
