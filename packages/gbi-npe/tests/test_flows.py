@@ -78,6 +78,25 @@ def test_without_it_every_feature_is_still_transformed_given_the_context():
     assert moved.all()
 
 
+def _perturb(module: torch.nn.Module, generator: torch.Generator) -> None:
+    """Move every weight off its initial value (an identity-initialized layer
+    would hide differences in the spline)."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+
+
+def _assert_same_map(theirs, ours, y: torch.Tensor, h: torch.Tensor) -> None:
+    """The same map and log-determinants both ways (normflows' layers work in place)."""
+    with torch.no_grad():
+        for direction in ("forward", "inverse"):
+            expected = getattr(theirs, direction)(y.clone(), h)
+            got = getattr(ours, direction)(y, h)
+            # float32; the inverse solves a quadratic, a few ulps more
+            torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(got[1], expected[1], atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("features", [1, 2, 3, 5])
 def test_the_mask_free_coupling_is_normflows_coupling_without_the_transform(features):
     """``_Coupling`` (no boolean masks) loads the weights of normflows'
@@ -94,21 +113,13 @@ def test_the_mask_free_coupling_is_normflows_coupling_without_the_transform(feat
         tail_bound=config.tail_bound,
     )
     generator = torch.Generator().manual_seed(10 + features)
-    with torch.no_grad():
-        for parameter in theirs.parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    _perturb(theirs, generator)
     ours = _Coupling(config, 3, mask)
     ours.load_state_dict(theirs.state_dict())  # strict: the same names and shapes
     y = 1.5 * torch.randn(500, features, generator=generator)  # ~18 % beyond the bound
     h = torch.randn(500, 3, generator=generator)
     assert (y.abs() > config.tail_bound).any() and (y.abs() < config.tail_bound).any()
-    with torch.no_grad():
-        for direction in ("forward", "inverse"):
-            expected = getattr(theirs, direction)(y.clone(), h)
-            got = getattr(ours, direction)(y, h)
-            # float32; the inverse solves a quadratic, a few ulps more
-            torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(got[1], expected[1], atol=1e-4, rtol=1e-4)
+    _assert_same_map(theirs, ours, y, h)
 
 
 @pytest.mark.parametrize("features", [2, 3])
@@ -131,19 +142,12 @@ def test_the_autoregressive_layer_is_normflows_autoregressive_spline(features):
     ):
         assert name == other and torch.equal(a, b)
     generator = torch.Generator().manual_seed(20 + features)
-    with torch.no_grad():
-        for parameter in theirs.parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    _perturb(theirs, generator)
     ours.load_state_dict(theirs.state_dict())
     y = 1.5 * torch.randn(400, features, generator=generator)
     h = torch.randn(400, 3, generator=generator)
     assert (y.abs() > config.tail_bound).any()
-    with torch.no_grad():
-        for direction in ("forward", "inverse"):
-            expected = getattr(theirs, direction)(y.clone(), h)
-            got = getattr(ours, direction)(y, h)
-            torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(got[1], expected[1], atol=1e-4, rtol=1e-4)
+    _assert_same_map(theirs, ours, y, h)
 
 
 def _random_logits(shape, bins, generator, scale=2.0):

@@ -461,10 +461,12 @@ class TrainConfig:
         compile: run the training loss through ``torch.compile`` (see
             ``gbi_npe.compiling``): fewer, fused kernels, so a step's
             forward and backward pass run about twice as fast on a CPU
-            (two-moons NPE, batch 256, one core: 4.5-6 ms against 10-12 ms;
-            an epoch, validation included, 1.8x), after a one-time
-            compilation of about a minute on a 2-core CPU (cached on disk:
-            seconds for later runs of the same shapes). Results agree with
+            (two-moons NPE, batch 256, one core: 4.4-6.6 ms against 11-12 ms;
+            150 epochs, validation included, 57 s against 103 s), after a
+            one-time compilation of about 50 s on a 2-core CPU (cached on
+            disk: about a second for later runs of the same shapes).
+            Networks of a few large matrix products (lorenz96's stencil
+            embedding) gain nothing. Results agree with
             eager training to round-off, not bit for bit; where torch
             cannot compile, training warns and runs eagerly. Not part of a
             snapshot's identity: a training may resume with the other

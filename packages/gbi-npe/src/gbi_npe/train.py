@@ -152,7 +152,7 @@ def _fit_rows(
     if beta is not None:
         estimator.record_beta_range(float(beta.min()), float(beta.max()))
 
-    log_prob = maybe_compiled(estimator.log_prob, config.compile, "the NPE's loss", device)
+    log_prob = maybe_compiled(estimator.log_prob, config.compile, "the training loss", device)
 
     def rows(index: np.ndarray, drop_empty: bool) -> WeightedNLL:
         context = x[index] if beta is None else np.c_[x[index], beta[index]]
@@ -238,7 +238,7 @@ def _fit_continuous(
         distribution,
         log_weights_fn,
         config.pair_sampling,
-        maybe_compiled(estimator.log_prob, config.compile, "the NPE's loss", device),
+        maybe_compiled(estimator.log_prob, config.compile, "the training loss", device),
     )
     validation = None
     if val.size:
