@@ -69,6 +69,7 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
         (["train", "two_moons", "--patience", "0", "--out", "x"], "patience must be"),
         (["train", "two_moons", "--nle-contrast", "-1", "--out", "x"], "nle_contrast must be"),
         (["train", "two_moons", "--pair-sampling", "x", "--out", "x"], "invalid choice"),
+        (["train", "two_moons", "--beta-sampling", "x", "--out", "x"], "invalid choice"),
         (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "decay must lie in (0, 1)"),
         (["train", "two_moons", "--ema-decay", "fast", "--out", "x"], "or 'none'"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
@@ -219,7 +220,7 @@ def test_simulate_evaluate_and_report(trained: Path, tmp_path: Path) -> None:
     assert (trained / "figures" / "metrics_vs_beta.png").is_file()
 
 
-def test_train_compile_flag_reaches_the_run(monkeypatch) -> None:
+def test_train_compile_and_beta_sampling_flags_reach_the_run(monkeypatch) -> None:
     seen = {}
 
     def fake_train(task, **kwargs):
@@ -228,12 +229,12 @@ def test_train_compile_flag_reaches_the_run(monkeypatch) -> None:
 
     monkeypatch.setattr(gbi.api, "train", fake_train)
     with pytest.raises(SystemExit):
-        main(["train", "two_moons", "--out", "unused", "--compile"])
-    assert seen["compile"] is True
+        main(["train", "two_moons", "--out", "unused", "--compile", "--beta-sampling", "ess"])
+    assert seen["compile"] is True and seen["beta_sampling"] == "ess"
     seen.clear()
     with pytest.raises(SystemExit):
         main(["train", "two_moons", "--out", "unused"])
-    assert "compile" not in seen  # the RunConfig default (off)
+    assert "compile" not in seen and "beta_sampling" not in seen  # the RunConfig defaults
 
 
 def test_demo_at_reduced_size(tmp_path: Path) -> None:

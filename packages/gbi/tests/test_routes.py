@@ -131,13 +131,13 @@ def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) 
 
 
 def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:
-    # runs written before pair_sampling / nle_contrast / ema_decay / per_temperature
-    # existed used "uniform" / 0 / None / False
+    # runs written before pair_sampling / nle_contrast / ema_decay / per_temperature /
+    # beta_sampling existed used "uniform" / 0 / None / False / "distribution"
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     old = {"nle_contrast": 0, "ema_decay": None, "per_temperature": False}
     gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **old, **kwargs, **TINY)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    for key in ("pair_sampling", "nle_contrast", "ema_decay", "per_temperature"):
+    for key in ("pair_sampling", "nle_contrast", "ema_decay", "per_temperature", "beta_sampling"):
         del stored[key]
     (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
     again = gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **old, **kwargs, **TINY)
@@ -461,6 +461,7 @@ def test_user_simulator_end_to_end() -> None:
         ({"embedding_features": 0}, "embedding_features"),
         ({"nle_contrast": -1}, "nle_contrast"),
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
+        ({"beta_sampling": "uniform"}, "beta_sampling must be one of"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
         ({"per_temperature": "yes"}, "per_temperature must be a bool"),
         ({"per_temperature": True, "route": "a"}, "per_temperature needs route"),
@@ -641,9 +642,30 @@ def test_pool_contrast_end_to_end_and_checked(tmp_path: Path, monkeypatch) -> No
     assert _canonical(resumed.report["weights"]) == _canonical(weights)
 
 
-def test_the_cli_knows_the_pair_samplings_gbi_npe_accepts() -> None:
+def test_the_cli_knows_the_pair_and_beta_samplings_gbi_npe_accepts() -> None:
     # gbi.config keeps its own copy (it is imported without torch, for the CLI's start)
     assert gbi.config.PAIR_SAMPLINGS == gbi_npe.config.PAIR_SAMPLING
+    assert gbi.config.BETA_SAMPLINGS == gbi_npe.config.BETA_SAMPLING
+
+
+def test_ess_beta_sampling_retrains_only_the_posterior_network(tmp_path: Path) -> None:
+    config = RunConfig("two_moons", beta_sampling="ess")
+    assert routes.train_config(config, "npe", 40, False).beta_sampling == "ess"
+    for stream in ("nle", "nre", "score"):
+        assert routes.train_config(config, stream, 40, False).beta_sampling == "distribution"
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    first = gbi.train("two_moons", out=tmp_path / "a", **kwargs, **TINY)
+    second = gbi.train(
+        "two_moons", out=tmp_path / "b", reuse=tmp_path / "a", beta_sampling="ess", **kwargs, **TINY
+    )
+    assert second.report["config"]["beta_sampling"] == "ess"
+    assert (tmp_path / "b" / "scores_nre.npz").read_bytes() == (
+        tmp_path / "a" / "scores_nre.npz"
+    ).read_bytes()
+    x = [0.0, 0.1]
+    assert not np.allclose(
+        first.posterior.sample(5, x, 1.0, seed=0), second.posterior.sample(5, x, 1.0, seed=0)
+    )
 
 
 def test_reuse_retrains_only_the_posterior_network(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ one forward pass. See this package's README.md.
 
 from __future__ import annotations
 
-from .beta import BetaDistribution, GridBeta, LogUniformBeta
+from .beta import BetaDistribution, GridBeta, LogUniformBeta, TiltedBeta
 from .compiling import CompileFallbackWarning
 from .config import (
     DensityConfig,
@@ -63,6 +63,7 @@ __all__ = [
     "SnapshotMismatch",
     "SplineFlowConfig",
     "StencilEmbedding",
+    "TiltedBeta",
     "TrainConfig",
     "__version__",
     "build_estimator",

@@ -96,6 +96,77 @@ class GridBeta:
         return values[np.unique(np.linspace(0, values.size - 1, k).round().astype(int))]
 
 
+@dataclass(frozen=True)
+class TiltedBeta:
+    """A base distribution reweighted by a tabulated tilt: density ``∝ base(beta) t(beta)``.
+
+    ``t`` is given at temperatures ``grid`` and interpolated linearly in
+    ``log beta`` (constant beyond the ends). Draws come from ``base`` by
+    rejection, each kept with probability ``t(beta) / max t``, so any base
+    distribution works; a tilt of at least ``floor`` everywhere keeps the
+    acceptance rate at least ``floor / max t``. ``low``, ``high`` and the
+    validation grid are the base's: tilting changes where training spends its
+    draws, not which temperatures are judged.
+
+    Example:
+        >>> import numpy as np
+        >>> d = TiltedBeta(LogUniformBeta(0.1, 2.0), (0.1, 1.0, 2.0), (0.1, 1.0, 1.0))
+        >>> b = d.sample(20_000, np.random.default_rng(0))
+        >>> bool((b >= 0.1).all() and (b <= 2.0).all()), bool(np.mean(b < 0.3) < 0.2)
+        (True, True)
+    """
+
+    base: BetaDistribution
+    grid: tuple[float, ...]
+    tilt: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        grid = np.asarray(self.grid, dtype=np.float64)
+        tilt = np.asarray(self.tilt, dtype=np.float64)
+        if grid.ndim != 1 or grid.size == 0 or tilt.shape != grid.shape:
+            raise ValueError(
+                f"TiltedBeta needs grid and tilt of the same length >= 1, got {grid.shape} "
+                f"and {tilt.shape}"
+            )
+        if not (np.isfinite(grid).all() and (grid > 0).all() and (np.diff(grid) > 0).all()):
+            raise ValueError(f"TiltedBeta's grid must be finite, > 0 and increasing, got {grid}")
+        if not (np.isfinite(tilt).all() and (tilt >= 0).all() and tilt.max() > 0):
+            raise ValueError(f"TiltedBeta's tilt must be finite, >= 0 and not all 0, got {tilt}")
+        object.__setattr__(self, "grid", tuple(grid.tolist()))
+        object.__setattr__(self, "tilt", tuple(tilt.tolist()))
+
+    @property
+    def low(self) -> float:
+        return self.base.low
+
+    @property
+    def high(self) -> float:
+        return self.base.high
+
+    def density_ratio(self, beta: np.ndarray) -> np.ndarray:
+        """``t(beta) / max t``: the acceptance probability of a base draw, shape of ``beta``."""
+        t = np.interp(np.log(beta), np.log(np.asarray(self.grid)), np.asarray(self.tilt))
+        return t / max(self.tilt)
+
+    def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.empty(0)
+        empty_rounds = 0
+        while out.size < size:
+            need = size - out.size
+            proposal = np.asarray(self.base.sample(2 * need + 16, rng), dtype=np.float64)
+            keep = rng.random(proposal.size) < self.density_ratio(proposal)
+            empty_rounds = 0 if keep.any() else empty_rounds + 1
+            if empty_rounds == 100:
+                raise ValueError(
+                    "TiltedBeta: the tilt is zero wherever the base distribution draws beta"
+                )
+            out = np.concatenate([out, proposal[keep][:need]])
+        return out
+
+    def validation_grid(self, k: int) -> np.ndarray:
+        return self.base.validation_grid(k)
+
+
 def beta_features(beta: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
     """Features of beta fed to the network.
 

@@ -234,12 +234,20 @@ class _LoopState:
         return state
 
 
+#: settings added to ``TrainConfig`` after snapshots were written, with the value
+#: those trainings used: left out of the fingerprint at that value, so they resume.
+_ADDED_SETTINGS = {"beta_sampling": "distribution"}
+
+
 def _fingerprint(
     module: nn.Module, config: TrainConfig, data: str | None, **extra: Any
 ) -> dict[str, Any]:
     """What a snapshot must share with the training that resumes it (``extra`` too)."""
     volatile = ("progress", "device", "compile")  # same results (up to round-off) either way
     settings = {k: v for k, v in asdict(config).items() if k not in volatile}
+    for name, default in _ADDED_SETTINGS.items():
+        if settings[name] == default:  # a snapshot written before the setting existed
+            del settings[name]
     shapes = [[name, list(t.shape)] for name, t in module.state_dict().items()]
     return {
         "version": 1,

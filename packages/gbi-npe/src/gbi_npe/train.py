@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._validation import as_beta, as_matrix, as_weights
-from .beta import BetaDistribution
+from .beta import BetaDistribution, TiltedBeta
 from .compiling import maybe_compiled
 from .config import TrainConfig
 from .estimator import ConditionalDensityEstimator
@@ -38,6 +38,11 @@ Snapshot = tuple["str | os.PathLike[str]", float] | None
 
 #: temperatures drawn to set the beta-feature standardization of a distribution.
 _BETA_STATS_DRAWS = 4096
+#: ``TrainConfig.beta_sampling="ess"``: temperatures the ESS is tabulated on, and
+#: the tilt's floor (relative to the best-supported temperature): no temperature
+#: of the distribution is drawn at less than this share of its rate.
+ESS_TILT_BETAS = 32
+ESS_TILT_FLOOR = 0.1
 
 
 def _split(
@@ -230,12 +235,15 @@ def _fit_continuous(
     estimator.record_beta_range(float(distribution.low), float(distribution.high))
     estimator.clear_temperature_pieces()  # training goes on from the main weights
     theta_t, x_t = _tensor(theta, device), _tensor(x, device)
+    train_distribution = distribution
+    if config.beta_sampling == "ess" and log_weights_fn is not None:
+        train_distribution = ess_tilted(distribution, log_weights_fn, train)
     objective = ContinuousBetaNLL(
         estimator,
         theta_t,
         x_t,
         train,
-        distribution,
+        train_distribution,
         log_weights_fn,
         config.pair_sampling,
         maybe_compiled(estimator.log_prob, config.compile, "the training loss", device),
@@ -316,6 +324,34 @@ def trusted_sources(ess: np.ndarray, min_ess: float) -> list[int | None]:
         nearest = trusted[distance == distance.min()]
         out.append(int(nearest.max()))
     return out
+
+
+def ess_tilted(
+    distribution: BetaDistribution, log_weights_fn: LogWeightsFn, index: np.ndarray
+) -> TiltedBeta:
+    """``distribution`` tilted by the pairs' effective number at each temperature.
+
+    The density becomes ``∝ p(beta) (eps + (1 - eps) ESS(beta) / max ESS)``,
+    ``ESS`` being Kish's effective sample size of the SNIS weights of the base
+    pairs ``index`` at ``ESS_TILT_BETAS`` temperatures of the distribution's
+    validation grid, ``eps = ESS_TILT_FLOOR`` (``TrainConfig.beta_sampling``).
+
+    Args:
+        distribution: the temperatures' distribution.
+        log_weights_fn: see ``objective.LogWeightsFn``.
+        index: base indices of the training pairs (n,), int.
+    """
+    grid = np.asarray(distribution.validation_grid(ESS_TILT_BETAS), dtype=np.float64)
+    ess = np.array(
+        [
+            _kish_ess(call_log_weights_fn(log_weights_fn, np.full(index.size, b), index))
+            for b in grid
+        ]
+    )
+    if not ess.max() > 0:
+        raise ValueError("every training weight is zero at every temperature: nothing to tilt by")
+    tilt = ESS_TILT_FLOOR + (1.0 - ESS_TILT_FLOOR) * ess / ess.max()
+    return TiltedBeta(distribution, tuple(grid.tolist()), tuple(tilt.tolist()))
 
 
 def _kish_ess(log_weights: np.ndarray) -> float:

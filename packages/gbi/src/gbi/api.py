@@ -80,7 +80,7 @@ def train(
             copies), so that a change to the posterior network's settings
             (``gbi.config.POSTERIOR_SETTINGS``: ``flow``, ``flow_layers``,
             ``ema_decay``, ``per_temperature``, ``pair_sampling``,
-            ``posterior_epochs``) retrains that network alone. Its configuration
+            ``beta_sampling``, ``posterior_epochs``) retrains that network alone. Its configuration
             must equal this run's in every other setting
             (``gbi.RunConfigMismatch`` otherwise). Needs ``out``.
         **settings: further ``gbi.RunConfig`` fields (``max_epochs``,

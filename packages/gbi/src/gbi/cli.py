@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import gbi_sims
-from gbi.config import EMBEDDINGS, PAIR_SAMPLINGS, ROUTES, STABILIZATIONS
+from gbi.config import BETA_SAMPLINGS, EMBEDDINGS, PAIR_SAMPLINGS, ROUTES, STABILIZATIONS
 
 EXAMPLES = {
     "simulate": "gbi simulate two_moons -n 100000 --seed 0 --out sims.npz",
@@ -120,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "chunk_size",
         "nle_contrast",
         "pair_sampling",
+        "beta_sampling",
         "pool_contrast",
         "ema_decay",
         "per_temperature",
@@ -394,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
         "better on the benchmark tasks)",
     )
     p.add_argument(
+        "--beta-sampling",
+        choices=BETA_SAMPLINGS,
+        help="route b: where the NPE's minibatches draw beta (default distribution: "
+        "log-uniform on the range; ess: tilted towards the temperatures the weighted "
+        "pairs support)",
+    )
+    p.add_argument(
         "--pool-contrast",
         type=int,
         help="route b-nre, experimental: pair each x with this many other prior draws as well "
@@ -436,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="take over the simulations, surrogates and scores of another run directory "
         "whose settings differ only in the posterior network's (--flow, --ema-decay, "
-        "--per-temperature, --pair-sampling, --posterior-epochs), so only that network is "
-        "trained again",
+        "--per-temperature, --pair-sampling, --beta-sampling, --posterior-epochs), so only "
+        "that network is trained again",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -10,6 +10,7 @@ ROUTES = ("a", "b-nle", "b-nre", "auto")
 STABILIZATIONS = ("none", "truncate", "psis", "defensive")
 EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
+BETA_SAMPLINGS = ("distribution", "ess")
 
 #: settings read by the posterior network's training alone: two runs that differ
 #: only in these share their simulations, surrogates, scores and synthesized
@@ -21,6 +22,7 @@ POSTERIOR_SETTINGS = frozenset(
         "ema_decay",
         "per_temperature",
         "pair_sampling",
+        "beta_sampling",
         "posterior_epochs",
     }
 )
@@ -57,6 +59,7 @@ UNREAD_SETTINGS = {
 LEGACY_SETTINGS = {
     "nle_contrast": 0,
     "pair_sampling": "uniform",
+    "beta_sampling": "distribution",
     "pool_contrast": 0,
     "ema_decay": None,
     "per_temperature": False,
@@ -123,6 +126,12 @@ class RunConfig:
             weights at a nearby temperature; the same objective with a less
             noisy gradient where the weights are uneven, but no better on the
             benchmark tasks, see ``gbi_npe.TrainConfig``).
+        beta_sampling: where Route B's NPE draws its minibatch temperatures:
+            ``"distribution"`` (log-uniform on ``beta_range``) or ``"ess"``
+            (that distribution tilted towards the temperatures the weighted
+            pairs support, in proportion to their effective number, with a
+            floor of 0.1 of the best-supported one's rate; the validation
+            loss's weighting, see ``gbi_npe.TrainConfig.beta_sampling``).
         per_temperature: early stopping per temperature for Route B's
             posterior network: each temperature of its validation grid keeps the weights
             of its own best epoch, and training runs until none improves
@@ -187,6 +196,7 @@ class RunConfig:
     synthetic_pairs: int | None = None
     nle_contrast: int = 1000
     pair_sampling: str = "uniform"
+    beta_sampling: str = "distribution"
     pool_contrast: int = 0
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
@@ -246,6 +256,11 @@ class RunConfig:
             raise ValueError(
                 f"pair_sampling must be one of {', '.join(PAIR_SAMPLINGS)}; "
                 f"got {self.pair_sampling!r}"
+            )
+        if self.beta_sampling not in BETA_SAMPLINGS:
+            raise ValueError(
+                f"beta_sampling must be one of {', '.join(BETA_SAMPLINGS)}; "
+                f"got {self.beta_sampling!r}"
             )
         if self.simulations < 20:
             raise ValueError(f"simulations must be at least 20, got {self.simulations}")

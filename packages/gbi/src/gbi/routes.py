@@ -64,6 +64,7 @@ def train_config(
         lr_schedule="cosine" if cosine else "plateau",
         smoothing=smoothing,
         pair_sampling=config.pair_sampling if npe else "uniform",
+        beta_sampling=config.beta_sampling if npe else "distribution",
         ema_decay=config.ema_decay if npe else None,
         per_temperature=config.per_temperature and npe,
         # the posterior network, the NLE (gbi-npe's fit) and NRE-A's loss; not
