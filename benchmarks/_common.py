@@ -157,7 +157,7 @@ def trained_run(
         reuse is None
         and tag
         and not out.exists()
-        and _posterior_settings_differing(untagged, identity, settings) is not None
+        and posterior_settings_differing(untagged, identity, settings) is not None
     ):
         # an experiment on the posterior network alone: the grid cell's
         # simulations, surrogate and scores serve it as they are
@@ -175,7 +175,7 @@ def trained_run(
     )
 
 
-def _posterior_settings_differing(
+def posterior_settings_differing(
     folder: Path, identity: dict[str, Any], settings: dict[str, Any]
 ) -> list[str] | None:
     """The posterior-network settings in which the run in ``folder`` differs
@@ -209,18 +209,28 @@ def _retire_if_posterior_settings_changed(
     When the library's defaults for the posterior network change
     (``gbi.config.POSTERIOR_SETTINGS``: averaging, per-temperature stopping,
     ...), a cell's run directory no longer matches what ``gbi.train`` is asked
-    for. The directory and its cached metrics then move to
-    ``_work/retired/<name>@<date of its report>/``, and the new run adopts the
-    simulations, surrogate and scores from there (``gbi.train(reuse=)``). A
-    directory that differs in any other setting is left where it is, for
-    ``gbi.train`` to refuse.
+    for. The directory and its cached metrics then move aside
+    (``retire_run``), and the new run adopts the simulations, surrogate and
+    scores from there (``gbi.train(reuse=)``). A directory that differs in any
+    other setting is left where it is, for ``gbi.train`` to refuse.
 
     Returns:
         the retired run directory to reuse, or None.
     """
-    differing = _posterior_settings_differing(out, identity, settings)
+    differing = posterior_settings_differing(out, identity, settings)
     if not differing:
         return None
+    return retire_run(
+        out,
+        name,
+        why=f"trained with other posterior-network settings ({', '.join(differing)})",
+    )
+
+
+def retire_run(out: Path, name: str, why: str) -> Path:
+    """Move the run directory ``out`` of cell ``name`` and its cached metrics to
+    ``_work/retired/<name>@<date of its report>/``; returns the moved run directory
+    (whose simulations and surrogate a new run may reuse)."""
     stored_path = out / "config.json"
     report = out / "report.json"
     stamp = time.strftime(
@@ -231,9 +241,5 @@ def _retire_if_posterior_settings_changed(
     os.replace(out, target / "run")
     for metrics in (WORK_DIR / "accuracy").glob(f"{name}_n*.json"):
         os.replace(metrics, target / metrics.name)
-    print(
-        f"   {name}: trained with other posterior-network settings ({', '.join(differing)}); "
-        f"moved to {target}; its simulations and surrogate are reused",
-        flush=True,
-    )
+    print(f"   {name}: {why}; moved to {target}", flush=True)
     return target / "run"

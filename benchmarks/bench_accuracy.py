@@ -106,6 +106,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "part of a cell's identity, so a cell may continue with or without it)",
     )
     parser.add_argument(
+        "--adopt",
+        metavar="TAG",
+        default="",
+        help="make the tagged experiment TAG's trained run the grid cell (after its settings "
+        "became the defaults): refused unless its configuration is what the grid cell asks "
+        "for now; the grid cell's old run is retired, the metrics already judged move along "
+        "and the cell keeps the experiment's commit and date",
+    )
+    parser.add_argument(
         "--plan", action="store_true", help="list the cells and what is cached; run nothing"
     )
     parser.add_argument(
@@ -273,6 +282,62 @@ def gbi_cell(args: argparse.Namespace, task_name: str, route: str, simulations: 
         "rows": rows,
         "training": training_summary(result.report),
         "settings": _train_settings(args),
+    }
+
+
+def adopt_experiment(
+    args: argparse.Namespace,
+    record: dict[str, Any],
+    task: str,
+    route: str,
+    simulations: int,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Move the experiment ``args.adopt``'s run into the grid cell's place (``--adopt``).
+
+    The experiment must have finished training, and its stored configuration
+    must be what the grid cell asks for today (``settings``, by default the
+    command line's: no setting differing, the legacy values of older settings
+    included). The grid cell's own run, if
+    any, is retired first (``_common.retire_run``), keeping its simulations
+    and surrogates; the experiment's judged metric rows move with it (they
+    are tied to the model file by its fingerprint).
+
+    Returns:
+        what the grid cell keeps of the experiment's record: its commit, date
+        and machine, and ``adopted_from`` (the experiment's key).
+
+    Raises:
+        SystemExit: no such trained experiment, or its settings are not today's.
+    """
+    experiment = _common.run_name(task, route, simulations, args.seed, args.adopt)
+    name = _common.run_name(task, route, simulations, args.seed)
+    source = _common.RUNS_DIR / experiment
+    identity = dict(route=route, simulations=simulations, seed=args.seed, task_options={})
+    if not (source / "posterior.safetensors").is_file():
+        raise SystemExit(f"--adopt {args.adopt}: {source} holds no trained posterior")
+    differing = _common.posterior_settings_differing(
+        source, identity, _train_settings(args) if settings is None else settings
+    )
+    if differing != []:
+        what = "settings beyond the posterior network's" if differing is None else differing
+        raise SystemExit(
+            f"--adopt {args.adopt}: {experiment} was trained with other settings than the grid "
+            f"cell's defaults ({what}); rerun the grid cell instead"
+        )
+    target = _common.RUNS_DIR / name
+    if target.exists():
+        _common.retire_run(target, name, why="replaced by the experiment " + experiment)
+    os.replace(source, target)
+    moved = _metrics_file(args, experiment)
+    if moved.is_file():
+        os.replace(moved, _metrics_file(args, name))
+    key = cell_key(task, route, simulations) + f"/{args.adopt}"
+    old = record.get("cells", {}).get(key, {})
+    print(f"   {name}: adopted the experiment {experiment}", flush=True)
+    return {
+        **{k: old[k] for k in ("commit", "date", "machine") if k in old},
+        "adopted_from": key,
     }
 
 
@@ -455,6 +520,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if bad:
         raise SystemExit(f"betas must lie in the trained range [0.1, 2.0], got {bad}")
     cells = [(t, r, s) for t in args.task for s in args.simulations for r in args.route]
+    if args.adopt and (args.tag or args.set or args.max_epochs is not None or args.plan):
+        raise SystemExit("--adopt makes grid cells: it takes no --tag, --set, --max-epochs, --plan")
+    if args.adopt and set(args.route) & set(BASELINES):
+        raise SystemExit(
+            f"--adopt is for gbi's routes, not {sorted(set(args.route) & set(BASELINES))}"
+        )
     if args.redraw:
         cells = []
     if args.plan:
@@ -468,6 +539,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     for task, route, simulations in cells:
         start = time.perf_counter()
+        adopted = (
+            adopt_experiment(args, store_cell(None, None), task, route, simulations)
+            if args.adopt
+            else {}
+        )
         if route == ANCHOR:
             cell = sbi_cell(args, task, simulations)
         elif route == PLAIN:
@@ -484,6 +560,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wall_seconds=time.perf_counter() - start,
             **stamp,
         )
+        cell.update(adopted)  # an adopted experiment keeps its own commit and date
         # another seed is another cell (the grid's cells are seed 0), named like a tag
         parts = ([args.tag] if args.tag else []) + ([f"s{args.seed}"] if args.seed else [])
         label = "-".join(parts)
@@ -516,7 +593,12 @@ def store_cell(key: str | None, cell: dict[str, Any] | None) -> dict[str, Any]:
         record = json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
         if key is not None:
             old = record.get("cells", {}).get(key)
-            if old and old["rows"] == cell["rows"] and old["training"] == cell["training"]:
+            if (
+                old
+                and "adopted_from" not in cell
+                and old["rows"] == cell["rows"]
+                and old["training"] == cell["training"]
+            ):
                 # nothing was recomputed (all cached): the cell keeps its own stamp
                 cell = {**cell, **{k: old[k] for k in ("commit", "date", "machine")}}
             record.setdefault("cells", {})[key] = cell
@@ -663,7 +745,15 @@ def network_label(cell: dict[str, Any]) -> str:
         parts.append(f"avg {settings['ema_decay']:g}")
     if settings.get("per_temperature"):
         parts.append("per-beta stop")
+    if settings.get("beta_sampling") == "ess":
+        parts.append("ess beta")
     return ", ".join(parts) or "plain"
+
+
+def _commit_label(cell: dict[str, Any]) -> str:
+    """The commit a cell was trained at, and the experiment it was adopted from."""
+    adopted = cell.get("adopted_from")
+    return cell["commit"] + (f" (adopted from {adopted})" if adopted else "")
 
 
 def to_markdown(record: dict[str, Any]) -> str:
@@ -677,9 +767,12 @@ def to_markdown(record: dict[str, Any]) -> str:
         f"{next(iter(cells.values()))['n']} draws per side. Each cell names its commit; "
         "`--plan` lists what is cached. 'network' says how the posterior network "
         "was trained: 'avg 0.998' validated and returned a moving average of its "
-        "weights, 'per-beta stop' stopped each temperature at its own best epoch "
-        "(both are today's defaults for routes b-nle and b-nre; the first for a and "
-        "auto), 'plain' neither (a cell trained before they became the defaults).",
+        "weights, 'per-beta stop' stopped each temperature at its own best epoch, "
+        "'ess beta' drew its training temperatures tilted by the weighted pairs' "
+        "effective number (all three are today's defaults for routes b-nle and b-nre; "
+        "the first for a and auto), 'plain' none (a cell trained before they became "
+        "the defaults). A cell 'adopted from' an experiment is that experiment's run, "
+        "made a grid cell once its settings became the defaults (`--adopt TAG`).",
         "",
     ]
     for task in TASKS:
@@ -712,7 +805,7 @@ def to_markdown(record: dict[str, Any]) -> str:
                     f"| {name} | "
                     + " | ".join(cols)
                     + (f" | {seconds:.0f}" if seconds else " | ")
-                    + f" | {network} | {mine[route]['commit']} |"
+                    + f" | {network} | {_commit_label(mine[route])} |"
                 )
             ess_rows = [
                 (r, mine[r]["training"]["weights"])

@@ -155,3 +155,64 @@ def test_the_plan_names_what_an_interrupted_cell_continues_from(
     )
     (folder / "posterior.safetensors").write_bytes(b"")
     assert "continues" not in bench_accuracy.plan_line(args, name, "b-nre")
+
+
+def test_an_experiment_whose_settings_became_the_defaults_is_adopted_as_the_grid_cell(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _common
+    import bench_accuracy
+
+    monkeypatch.setattr(_common, "WORK_DIR", tmp_path)
+    monkeypatch.setattr(_common, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(_common, "RETIRED_DIR", tmp_path / "retired")
+    monkeypatch.setattr(bench_accuracy, "CELLS_DIR", tmp_path / "accuracy")
+    tiny = {"max_epochs": 2, "hidden_features": 16, "surrogate_hidden": 16, "flow_layers": 1}
+    (tmp_path / "accuracy").mkdir()
+    name = _common.run_name("two_moons", "b-nre", 300)
+    # the grid cell under the old default; the experiment with what is now the default
+    _common.trained_run(
+        "two_moons", "b-nre", 300, progress=False, beta_sampling="distribution", **tiny
+    )
+    (tmp_path / "accuracy" / f"{name}_n2000.json").write_text('{"old": 1}')
+    experiment = _common.trained_run(
+        "two_moons", "b-nre", 300, progress=False, tag="ess", beta_sampling="ess", **tiny
+    )
+    posterior = (experiment.run_dir / "posterior.safetensors").read_bytes()
+    (tmp_path / "accuracy" / f"{name}_ess_n2000.json").write_text('{"new": 1}')
+    _common.trained_run("two_moons", "b-nre", 300, progress=False, tag="mdn", flow="mdn", **tiny)
+    parser = argparse.ArgumentParser()
+    bench_accuracy.add_arguments(parser)
+    record = {
+        "cells": {"two_moons/b-nre/300/ess": {"commit": "abc1234", "date": "d", "tag": "ess"}}
+    }
+
+    def adopt(tag: str) -> dict:
+        args = parser.parse_args(["--adopt", tag])
+        return bench_accuracy.adopt_experiment(args, record, "two_moons", "b-nre", 300, tiny)
+
+    with pytest.raises(SystemExit, match="other settings"):
+        adopt("mdn")  # flow=mdn is not the default
+    with pytest.raises(SystemExit, match="no trained posterior"):
+        adopt("nothing")
+    assert adopt("ess") == {
+        "commit": "abc1234",
+        "date": "d",
+        "adopted_from": "two_moons/b-nre/300/ess",
+    }
+    grid = tmp_path / "runs" / name
+    assert (grid / "posterior.safetensors").read_bytes() == posterior
+    assert not (tmp_path / "runs" / f"{name}_ess").exists()
+    assert json.loads((tmp_path / "accuracy" / f"{name}_n2000.json").read_text()) == {"new": 1}
+    (retired,) = (tmp_path / "retired").iterdir()
+    assert json.loads((retired / f"{name}_n2000.json").read_text()) == {"old": 1}
+    assert json.loads((retired / "run" / "config.json").read_text())["beta_sampling"] == (
+        "distribution"
+    )
+    # the grid cell now loads as it is: today's defaults, nothing retrained or retired
+    loaded = _common.trained_run("two_moons", "b-nre", 300, progress=False, **tiny)
+    assert loaded.report["npe"]["history"] == experiment.report["npe"]["history"]
+    assert len(list((tmp_path / "retired").iterdir())) == 1
+    with pytest.raises(SystemExit, match="no trained posterior"):
+        adopt("ess")  # adopted already

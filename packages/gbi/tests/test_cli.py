@@ -229,8 +229,18 @@ def test_train_compile_and_beta_sampling_flags_reach_the_run(monkeypatch) -> Non
 
     monkeypatch.setattr(gbi.api, "train", fake_train)
     with pytest.raises(SystemExit):
-        main(["train", "two_moons", "--out", "unused", "--compile", "--beta-sampling", "ess"])
-    assert seen["compile"] is True and seen["beta_sampling"] == "ess"
+        main(
+            [
+                "train",
+                "two_moons",
+                "--out",
+                "unused",
+                "--compile",
+                "--beta-sampling",
+                "distribution",
+            ]
+        )
+    assert seen["compile"] is True and seen["beta_sampling"] == "distribution"
     seen.clear()
     with pytest.raises(SystemExit):
         main(["train", "two_moons", "--out", "unused"])

@@ -134,7 +134,12 @@ def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> No
     # runs written before pair_sampling / nle_contrast / ema_decay / per_temperature /
     # beta_sampling existed used "uniform" / 0 / None / False / "distribution"
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
-    old = {"nle_contrast": 0, "ema_decay": None, "per_temperature": False}
+    old = {
+        "nle_contrast": 0,
+        "ema_decay": None,
+        "per_temperature": False,
+        "beta_sampling": "distribution",
+    }
     gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **old, **kwargs, **TINY)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     for key in ("pair_sampling", "nle_contrast", "ema_decay", "per_temperature", "beta_sampling"):
@@ -462,6 +467,8 @@ def test_user_simulator_end_to_end() -> None:
         ({"nle_contrast": -1}, "nle_contrast"),
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
         ({"beta_sampling": "uniform"}, "beta_sampling must be one of"),
+        ({"beta_sampling": "ess", "route": "a"}, "beta_sampling='ess' needs route"),
+        ({"beta_sampling": "ess", "route": "auto"}, "beta_sampling='ess' needs route"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
         ({"per_temperature": "yes"}, "per_temperature must be a bool"),
         ({"per_temperature": True, "route": "a"}, "per_temperature needs route"),
@@ -648,16 +655,28 @@ def test_the_cli_knows_the_pair_and_beta_samplings_gbi_npe_accepts() -> None:
     assert gbi.config.BETA_SAMPLINGS == gbi_npe.config.BETA_SAMPLING
 
 
+def test_beta_sampling_defaults_to_ess_on_route_b_only() -> None:
+    for route in ("b-nre", "b-nle"):
+        assert RunConfig("two_moons", route=route).beta_sampling == "ess"
+    for route in ("a", "auto"):
+        config = RunConfig("two_moons", route=route)
+        assert config.beta_sampling == "distribution"
+        assert config.to_dict()["beta_sampling"] == "distribution"  # stored resolved
+        assert routes.train_config(config, "npe", 40, False).beta_sampling == "distribution"
+    explicit = RunConfig("two_moons", beta_sampling="distribution")
+    assert routes.train_config(explicit, "npe", 40, False).beta_sampling == "distribution"
+
+
 def test_ess_beta_sampling_retrains_only_the_posterior_network(tmp_path: Path) -> None:
-    config = RunConfig("two_moons", beta_sampling="ess")
+    config = RunConfig("two_moons")
     assert routes.train_config(config, "npe", 40, False).beta_sampling == "ess"
     for stream in ("nle", "nre", "score"):
         assert routes.train_config(config, stream, 40, False).beta_sampling == "distribution"
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
-    first = gbi.train("two_moons", out=tmp_path / "a", **kwargs, **TINY)
-    second = gbi.train(
-        "two_moons", out=tmp_path / "b", reuse=tmp_path / "a", beta_sampling="ess", **kwargs, **TINY
+    first = gbi.train(
+        "two_moons", out=tmp_path / "a", beta_sampling="distribution", **kwargs, **TINY
     )
+    second = gbi.train("two_moons", out=tmp_path / "b", reuse=tmp_path / "a", **kwargs, **TINY)
     assert second.report["config"]["beta_sampling"] == "ess"
     assert (tmp_path / "b" / "scores_nre.npz").read_bytes() == (
         tmp_path / "a" / "scores_nre.npz"

@@ -397,9 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--beta-sampling",
         choices=BETA_SAMPLINGS,
-        help="route b: where the NPE's minibatches draw beta (default distribution: "
-        "log-uniform on the range; ess: tilted towards the temperatures the weighted "
-        "pairs support)",
+        help="route b: where the NPE's minibatches draw beta (default ess: log-uniform on "
+        "the range, tilted towards the temperatures the weighted pairs support; "
+        "distribution: log-uniform, as in the paper; routes a and auto train on fixed betas "
+        "and cannot tilt)",
     )
     p.add_argument(
         "--pool-contrast",

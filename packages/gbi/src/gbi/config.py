@@ -127,11 +127,18 @@ class RunConfig:
             noisy gradient where the weights are uneven, but no better on the
             benchmark tasks, see ``gbi_npe.TrainConfig``).
         beta_sampling: where Route B's NPE draws its minibatch temperatures:
-            ``"distribution"`` (log-uniform on ``beta_range``) or ``"ess"``
-            (that distribution tilted towards the temperatures the weighted
-            pairs support, in proportion to their effective number, with a
-            floor of 0.1 of the best-supported one's rate; the validation
-            loss's weighting, see ``gbi_npe.TrainConfig.beta_sampling``).
+            ``"distribution"`` (log-uniform on ``beta_range``, the paper's) or
+            ``"ess"`` (that distribution tilted towards the temperatures the
+            weighted pairs support, in proportion to their effective number,
+            with a floor of 0.1 of the best-supported one's rate; the
+            validation loss's weighting, see ``gbi_npe.TrainConfig.beta_sampling``).
+            Without the tilt, the few effective pairs of small beta are
+            drawn as often as the many of beta near 1, and the network
+            memorizes them (docs/results.md, findings of session 22).
+            None (default): ``"ess"`` for routes ``b-nre`` and ``b-nle``,
+            ``"distribution"`` for ``a`` and ``auto`` (which train on pairs
+            with a fixed beta each and cannot use it); the stored
+            configuration holds the resolved value.
         per_temperature: early stopping per temperature for Route B's
             posterior network: each temperature of its validation grid keeps the weights
             of its own best epoch, and training runs until none improves
@@ -196,7 +203,7 @@ class RunConfig:
     synthetic_pairs: int | None = None
     nle_contrast: int = 1000
     pair_sampling: str = "uniform"
-    beta_sampling: str = "distribution"
+    beta_sampling: str | None = None
     pool_contrast: int = 0
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
@@ -257,10 +264,18 @@ class RunConfig:
                 f"pair_sampling must be one of {', '.join(PAIR_SAMPLINGS)}; "
                 f"got {self.pair_sampling!r}"
             )
+        if self.beta_sampling is None:
+            resolved = "ess" if self.route in ("b-nre", "b-nle") else "distribution"
+            object.__setattr__(self, "beta_sampling", resolved)
         if self.beta_sampling not in BETA_SAMPLINGS:
             raise ValueError(
                 f"beta_sampling must be one of {', '.join(BETA_SAMPLINGS)}; "
                 f"got {self.beta_sampling!r}"
+            )
+        if self.beta_sampling == "ess" and self.route not in ("b-nre", "b-nle"):
+            raise ValueError(
+                "beta_sampling='ess' needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' "
+                f"train on pairs with a fixed beta each), got route {self.route!r}"
             )
         if self.simulations < 20:
             raise ValueError(f"simulations must be at least 20, got {self.simulations}")
