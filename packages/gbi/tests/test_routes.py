@@ -623,6 +623,60 @@ def test_contrastive_pool_pairs_each_x_with_its_theta_and_m_others() -> None:
     assert weights.diagnostics([0.1]).ess[0] > 2 * matched.diagnostics([0.1]).ess[0]
 
 
+class _GaussianLikelihood(_GaussianRatio):
+    """The same model as an NLE sees it: the log-likelihood, and the exact evidence."""
+
+    def log_likelihood(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        from scipy.stats import norm
+
+        return norm.logpdf(x[:, 0], theta[:, 0], 0.3)
+
+    def log_evidence(self, x: np.ndarray) -> np.ndarray:
+        return self.log_likelihood(np.zeros_like(x), x) - self.log_ratio(np.zeros_like(x), x)
+
+
+def test_an_nle_pool_weights_its_likelihoods_over_the_evidence_like_the_ratio() -> None:
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-1, 1, (150, 1))
+    x = theta + 0.3 * rng.normal(size=(150, 1))
+    base = BaseSet(theta=theta, x=x, n_requested=150, n_dropped=0, n_reused=0, seconds=0.0)
+    config = RunConfig("two_moons", route="b-nle", pool_contrast=3)
+    nle = _GaussianLikelihood()
+    pool, groups, weights = routes.contrastive_pool(
+        nle, base, config, log_evidence=nle.log_evidence(x)
+    )
+    ratio_pool, ratio_groups, ratio_weights = routes.contrastive_pool(
+        _GaussianRatio(), base, config
+    )
+    np.testing.assert_array_equal(pool.theta, ratio_pool.theta)
+    np.testing.assert_array_equal(groups, ratio_groups)
+    for beta in (0.1, 1.0, 2.0):
+        np.testing.assert_allclose(
+            weights.log_weights(beta), ratio_weights.log_weights(beta), atol=1e-9
+        )
+
+
+def test_pool_contrast_on_route_b_nle_end_to_end(tmp_path: Path) -> None:
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    result = gbi.train(
+        "two_moons",
+        route="b-nle",
+        out=tmp_path / "run",
+        pool_contrast=2,
+        nle_contrast=50,
+        **kwargs,
+        **TINY,
+    )
+    weights = result.report["weights"]
+    assert weights["form"] == "pool" and weights["pool_rows"] == 3 * 300
+    pool = np.load(tmp_path / "run" / "scores_pool.npz")["scores"]
+    matched = np.load(tmp_path / "run" / "scores_nle.npz")["scores"]
+    # each x's own theta comes first: its pool score is the matched pair's log-ratio
+    np.testing.assert_allclose(pool[::3], matched, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(pool[1::3], matched)
+    assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
+
+
 def test_pool_contrast_end_to_end_and_checked(tmp_path: Path, monkeypatch) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
     result = gbi.train("two_moons", out=tmp_path / "run", pool_contrast=3, **kwargs, **TINY)
@@ -632,8 +686,10 @@ def test_pool_contrast_end_to_end_and_checked(tmp_path: Path, monkeypatch) -> No
     assert history["n_train"] + history["n_validation"] == 4 * 300
     assert (tmp_path / "run" / "scores_pool.npz").is_file()
     assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
-    with pytest.raises(ValueError, match="pool_contrast needs route 'b-nre'"):
-        RunConfig("two_moons", route="b-nle", pool_contrast=3)
+    with pytest.raises(ValueError, match="pool_contrast needs route 'b-nre' or 'b-nle'"):
+        RunConfig("two_moons", route="auto", pool_contrast=3)
+    with pytest.raises(ValueError, match="needs nle_contrast > 0"):
+        RunConfig("two_moons", route="b-nle", pool_contrast=3, nle_contrast=0)
     # a run stopped after the pool was scored resumes without scoring it again
     (tmp_path / "run" / "posterior.safetensors").unlink()
     (tmp_path / "run" / "report.json").unlink()

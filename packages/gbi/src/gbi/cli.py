@@ -405,10 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pool-contrast",
         type=int,
-        help="route b-nre, experimental: pair each x with this many other prior draws as well "
-        "as its own theta, weighted by multiple importance sampling (default 0: matched pairs "
-        "only). Helps small beta where the NRE's ratios hold far from the data (slcp), hurts "
-        "where they saturate (two_moons)",
+        help="routes b-nre and b-nle, experimental: pair each x with this many other prior "
+        "draws as well as its own theta, weighted by multiple importance sampling (default 0: "
+        "matched pairs only). Helps small beta where the surrogate's ratios hold far from the "
+        "data (slcp), hurts where an NRE's saturate (two_moons)",
     )
     p.add_argument(
         "--ema-decay",

@@ -48,7 +48,7 @@ _AUTO_ONLY = frozenset({"auto_grid", "auto_min_relative_ess", "auto_max_k_hat"})
 #: existed resumes, and its stages can be reused).
 UNREAD_SETTINGS = {
     "a": frozenset({"nle_contrast", "pool_contrast"}) | _AUTO_ONLY,
-    "b-nle": frozenset({"pool_contrast"}) | _ROUTE_A_ONLY | _AUTO_ONLY,
+    "b-nle": _ROUTE_A_ONLY | _AUTO_ONLY,
     "b-nre": frozenset({"nle_contrast"}) | _ROUTE_A_ONLY | _AUTO_ONLY,
     "auto": frozenset({"nle_contrast", "pool_contrast"}),
 }
@@ -108,18 +108,22 @@ class RunConfig:
             NLE evaluations). Their weights leave every power posterior
             unchanged and stay healthy where raw likelihood weights collapse.
             0: the paper's raw likelihood weights.
-        pool_contrast: Route B-NRE's contrastive pool: each x is paired with its
+        pool_contrast: Route B's contrastive pool: each x is paired with its
             own theta and with this many other base parameters (prior draws),
             and the pool is weighted by multiple importance sampling,
-            ``w = r^beta / (r + M)`` with ``r`` the NRE's ratio (see
-            ``routes.contrastive_pool``). The prior draws carry the broad
-            power posteriors of small beta, where the matched pairs' weights
-            collapse. The NPE trains on ``simulations * (M + 1)`` rows. 0: the
-            matched pairs alone (the paper's Route B). Experimental: at small
-            beta the weights ``r^beta`` of prior draws far from the data need
-            the NRE's log-ratio to be right there, and a cross-entropy
-            classifier's saturates (two_moons: about -11 where the truth is
-            about -2400), which makes small-beta posteriors far too broad.
+            ``w = r^beta / (r + M)`` with ``r`` the surrogate's
+            likelihood-to-evidence ratio (the NRE's, or route b-nle's NLE
+            likelihood over its estimated evidence, which needs
+            ``nle_contrast > 0``; see ``routes.contrastive_pool``). The prior
+            draws carry the broad power posteriors of small beta, where the
+            matched pairs' weights collapse. The NPE trains on
+            ``simulations * (M + 1)`` rows. 0: the matched pairs alone (the
+            paper's Route B). Experimental: at small beta the weights
+            ``r^beta`` of prior draws far from the data need the log-ratio
+            to be right there, and a cross-entropy classifier's saturates
+            (two_moons: about -11 where the truth is about -2400), which
+            makes small-beta posteriors far too broad; an NLE's
+            log-likelihood does not saturate.
         pair_sampling: how Route B's NPE picks each minibatch's base pairs:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their
@@ -254,10 +258,15 @@ class RunConfig:
             raise ValueError(f"pool_contrast must be an int, got {self.pool_contrast!r}")
         if self.pool_contrast < 0:
             raise ValueError(f"pool_contrast must be >= 0, got {self.pool_contrast}")
-        if self.pool_contrast and self.route != "b-nre":
+        if self.pool_contrast and self.route not in ("b-nre", "b-nle"):
             raise ValueError(
-                f"pool_contrast needs route 'b-nre' (the NRE gives the ratio of any pair), "
-                f"got route {self.route!r}"
+                "pool_contrast needs route 'b-nre' or 'b-nle' (a surrogate that gives the "
+                f"ratio of any pair), got route {self.route!r}"
+            )
+        if self.pool_contrast and self.route == "b-nle" and not self.nle_contrast:
+            raise ValueError(
+                "pool_contrast on route 'b-nle' needs nle_contrast > 0 (the pool's weights "
+                "are likelihood-to-evidence ratios, and nle_contrast estimates the evidence)"
             )
         if self.pair_sampling not in PAIR_SAMPLINGS:
             raise ValueError(

@@ -549,6 +549,26 @@ def snis_weights(
     evidence costs ``simulations * nle_contrast`` evaluations) and reused.
     """
 
+    scores, form = matched_scores(model, base, config, progress, run, log)
+    return gbi_tempering.SNISWeights(
+        scores,
+        form=form,
+        method=config.stabilization,
+        mixing_weight=config.mixing_weight,
+        beta_range=config.beta_range,
+    )
+
+
+def matched_scores(
+    model: Any,
+    base: BaseSet,
+    config: RunConfig,
+    progress: bool = False,
+    run: RunDirectory | None = None,
+    log: Log | None = None,
+) -> tuple[np.ndarray, str]:
+    """``scores_of`` the base pairs, cached in ``run`` (``scores_<kind>.npz``)."""
+
     def compute() -> tuple[np.ndarray, str]:
         if model.kind == "nle" and config.nle_contrast and log is not None:
             contrasts = min(config.nle_contrast, base.theta.shape[0])
@@ -558,13 +578,7 @@ def snis_weights(
     scores, form = _cached_scores(run, f"scores_{model.kind}.npz", base.theta.shape[0], compute)
     if run is not None:
         run.remove(_EVIDENCE_PARTIAL)
-    return gbi_tempering.SNISWeights(
-        scores,
-        form=form,
-        method=config.stabilization,
-        mixing_weight=config.mixing_weight,
-        beta_range=config.beta_range,
-    )
+    return scores, form
 
 
 def _cached_scores(
@@ -586,13 +600,14 @@ def _cached_scores(
 
 
 def contrastive_pool(
-    model: gbi_surrogates.NRE,
+    model: Any,
     base: BaseSet,
     config: RunConfig,
     run: RunDirectory | None = None,
     log: Log | None = None,
+    log_evidence: np.ndarray | None = None,
 ) -> tuple[BaseSet, np.ndarray, gbi_tempering.SNISWeights]:
-    """Route B-NRE's contrastive pool: each x with its own theta and M others.
+    """Route B's contrastive pool: each x with its own theta and M others.
 
     Row ``(theta, x_i)`` of the pool is drawn, given ``x_i``, from the mixture
     ``(p(theta | x_i) + M p(theta)) / (M + 1) = p(theta) (r + M) / (M + 1)``
@@ -604,7 +619,10 @@ def contrastive_pool(
 
         w(beta) = r^beta / (r + M),    log w = beta s + c,  c = -log(e^s + M),
 
-    with ``s`` the NRE's log-ratio, normalized globally over the pool. With
+    with ``s`` the log-ratio, normalized globally over the pool: the NRE's
+    (``model.log_ratio``), or an NLE's likelihood over the evidence
+    ``log_evidence`` of each x (``model.log_likelihood(theta, x) - log p̂(x)``,
+    the evidence Route B-NLE estimates anyway, ``RunConfig.nle_contrast``). With
     M = 0 it is the NRE form ``r^(beta - 1)``. Where beta is small the power
     posterior is broad, the prior draws cover it and carry the weight; where
     beta >= 1 the own theta does. Measured with exact ratios (1500 x, M = 10),
@@ -613,7 +631,17 @@ def contrastive_pool(
     two_moons, and is no lower than the matched pairs' at any beta. With an
     NRE the small-beta weights rest on its log-ratio for pairs far from the
     data, where a cross-entropy classifier saturates (see
-    ``RunConfig.pool_contrast``).
+    ``RunConfig.pool_contrast``); an NLE is a normalized density of x, whose
+    log-likelihood keeps falling there.
+
+    Args:
+        model: the NRE (``log_ratio(theta, x)``), or the NLE
+            (``log_likelihood(theta, x)``) with ``log_evidence``.
+        base: the base set (N pairs).
+        config: its ``pool_contrast`` (M) and ``seed`` choose the partners.
+        run: caches the pool's scores (``scores_pool.npz``).
+        log: progress messages.
+        log_evidence: ``log p̂(x_i)`` of every base x, shape (N,); only with an NLE.
 
     Returns:
         the pool (theta, x) as a BaseSet, the x index of every row (the
@@ -637,7 +665,9 @@ def contrastive_pool(
     def compute() -> tuple[np.ndarray, str]:
         if log is not None:
             log(f"scoring the contrastive pool ({n} x {m + 1} pairs)")
-        return model.log_ratio(pool.theta, pool.x), "pool"
+        if log_evidence is None:
+            return model.log_ratio(pool.theta, pool.x), "pool"
+        return model.log_likelihood(pool.theta, pool.x) - log_evidence[x_index], "pool"
 
     scores, form = _cached_scores(run, "scores_pool.npz", theta_index.shape[0], compute)
     weights = gbi_tempering.SNISWeights(
@@ -664,7 +694,11 @@ def route_b(
 ) -> gbi_npe.Posterior:
     model, report["surrogate"] = fit_surrogate(kind, base, config, run, progress, log, embedding)
     if config.pool_contrast:
-        pairs, groups, weights = contrastive_pool(model, base, config, run, log)
+        log_evidence = None
+        if kind == "nle":  # log p̂(x_i) = log p̂(x_i | theta_i) - its log-ratio
+            ratios, _ = matched_scores(model, base, config, progress, run, log)
+            log_evidence = model.log_likelihood(base.theta, base.x) - ratios
+        pairs, groups, weights = contrastive_pool(model, base, config, run, log, log_evidence)
         extra, what = {"pool_rows": int(pairs.theta.shape[0])}, "pool of "
     else:
         pairs, groups = base, None
