@@ -126,8 +126,13 @@ def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) 
         first.posterior.sample(20, [0.0, 0.0], 1.0, seed=3),
         second.posterior.sample(20, [0.0, 0.0], 1.0, seed=3),
     )
-    with pytest.raises(RunConfigMismatch, match="simulations"):
+    with pytest.raises(RunConfigMismatch, match="simulations") as refused:
         gbi.train("two_moons", out=tmp_path / "run", **{**kwargs, "simulations": 301}, **TINY)
+    assert "--reuse" not in str(refused.value)
+    # only the posterior network's settings differ: the message says how to reuse the run
+    with pytest.raises(RunConfigMismatch, match="beta_sampling") as refused:
+        gbi.train("two_moons", out=tmp_path / "run", beta_sampling="distribution", **kwargs, **TINY)
+    assert f"--reuse {tmp_path / 'run'}" in str(refused.value)
 
 
 def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import gbi_npe
 from gbi import routes
 from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS, UPSTREAM_STAGES, RunConfig
 from gbi.problem import Problem, make_problem
-from gbi.rundir import RunDirectory
+from gbi.rundir import RunConfigMismatch, RunDirectory, config_differences, read_config
 from gbi.simulation import simulate_base_set
 
 
@@ -120,7 +120,10 @@ def train(
         if not prob.builtin:
             stored["prior_low"] = prob.low.tolist()
             stored["prior_high"] = prob.high.tolist()
-        run = RunDirectory(out, stored, LEGACY_SETTINGS, config.unread_settings)
+        try:
+            run = RunDirectory(out, stored, LEGACY_SETTINGS, config.unread_settings)
+        except RunConfigMismatch as err:
+            raise RunConfigMismatch(str(err) + _reuse_hint(out, stored, config)) from None
         if reuse is not None:
             adopted = run.adopt(reuse, UPSTREAM_STAGES, POSTERIOR_SETTINGS)
             log(f"reusing from {reuse}: {', '.join(adopted) or 'nothing new'}")
@@ -129,6 +132,20 @@ def train(
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))
             return TrainingResult(posterior, run.load_json("report.json"), run.path)
     return _run(prob, config, embedding, run, executor, progress, log)
+
+
+def _reuse_hint(out: str | os.PathLike[str], stored: dict[str, Any], config: RunConfig) -> str:
+    """Where ``out``'s run differs from ``config`` only in the posterior network's
+    settings: how to train that network alone (``reuse=``); else nothing."""
+    previous = read_config(Path(out) / "config.json")
+    differing = config_differences(previous, stored, LEGACY_SETTINGS, config.unread_settings)
+    if not differing or set(differing) - POSTERIOR_SETTINGS:
+        return ""
+    return (
+        " Only the posterior network's settings differ: a new folder with "
+        f"reuse={str(out)!r} (gbi train ... --out NEW --reuse {out}) trains that network "
+        "alone on this run's simulations and surrogate."
+    )
 
 
 def _run(
