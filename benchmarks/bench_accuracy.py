@@ -298,10 +298,10 @@ def adopt_experiment(
     The experiment must have finished training, and its stored configuration
     must be what the grid cell asks for today (``settings``, by default the
     command line's: no setting differing, the legacy values of older settings
-    included). The grid cell's own run, if
-    any, is retired first (``_common.retire_run``), keeping its simulations
-    and surrogates; the experiment's judged metric rows move with it (they
-    are tied to the model file by its fingerprint).
+    included). The grid cell's own run, if any, is retired first
+    (``_common.retire_run``), keeping its simulations and surrogates; the
+    experiment's judged metric rows move with it (they are tied to the model
+    file by its fingerprint).
 
     Returns:
         what the grid cell keeps of the experiment's record: its commit, date

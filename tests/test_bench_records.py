@@ -53,18 +53,32 @@ def test_cached_metrics_belong_to_the_model_they_judged(tmp_path: Path, monkeypa
     assert bench_accuracy.load_rows(tmp_path / "none.json", "aaa") == {"_model": "aaa"}
 
 
-def test_a_cell_trained_with_other_posterior_settings_is_retired_and_reused(
-    tmp_path: Path, monkeypatch
-) -> None:
+#: network sizes small enough for a cell to train in seconds
+TINY = {"max_epochs": 2, "hidden_features": 16, "surrogate_hidden": 16, "flow_layers": 1}
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path, monkeypatch) -> Path:
+    """The benchmarks' work folder (runs, retired runs, metrics) moved to ``tmp_path``."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import _common
-
-    import gbi
+    import bench_accuracy
 
     monkeypatch.setattr(_common, "WORK_DIR", tmp_path)
     monkeypatch.setattr(_common, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(_common, "RETIRED_DIR", tmp_path / "retired")
-    tiny = {"max_epochs": 2, "hidden_features": 16, "surrogate_hidden": 16, "flow_layers": 1}
+    monkeypatch.setattr(bench_accuracy, "CELLS_DIR", tmp_path / "accuracy")
+    return tmp_path
+
+
+def test_a_cell_trained_with_other_posterior_settings_is_retired_and_reused(
+    work_dir: Path,
+) -> None:
+    import _common
+
+    import gbi
+
+    tmp_path, tiny = work_dir, TINY
     common = {"verbose": False, "progress": False, "device": "cpu", "simulations": 300}
     name = _common.run_name("two_moons", "b-nre", 300)
     old = gbi.train(
@@ -158,17 +172,12 @@ def test_the_plan_names_what_an_interrupted_cell_continues_from(
 
 
 def test_an_experiment_whose_settings_became_the_defaults_is_adopted_as_the_grid_cell(
-    tmp_path: Path, monkeypatch
+    work_dir: Path,
 ) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     import _common
     import bench_accuracy
 
-    monkeypatch.setattr(_common, "WORK_DIR", tmp_path)
-    monkeypatch.setattr(_common, "RUNS_DIR", tmp_path / "runs")
-    monkeypatch.setattr(_common, "RETIRED_DIR", tmp_path / "retired")
-    monkeypatch.setattr(bench_accuracy, "CELLS_DIR", tmp_path / "accuracy")
-    tiny = {"max_epochs": 2, "hidden_features": 16, "surrogate_hidden": 16, "flow_layers": 1}
+    tmp_path, tiny = work_dir, TINY
     (tmp_path / "accuracy").mkdir()
     name = _common.run_name("two_moons", "b-nre", 300)
     # the grid cell under the old default; the experiment with what is now the default

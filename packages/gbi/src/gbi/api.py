@@ -14,7 +14,7 @@ import gbi_npe
 from gbi import routes
 from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS, UPSTREAM_STAGES, RunConfig
 from gbi.problem import Problem, make_problem
-from gbi.rundir import RunConfigMismatch, RunDirectory, config_differences, read_config
+from gbi.rundir import RunConfigMismatch, RunDirectory
 from gbi.simulation import simulate_base_set
 
 
@@ -123,7 +123,7 @@ def train(
         try:
             run = RunDirectory(out, stored, LEGACY_SETTINGS, config.unread_settings)
         except RunConfigMismatch as err:
-            raise RunConfigMismatch(str(err) + _reuse_hint(out, stored, config)) from None
+            raise RunConfigMismatch(str(err) + _reuse_hint(out, err), err.differences) from None
         if reuse is not None:
             adopted = run.adopt(reuse, UPSTREAM_STAGES, POSTERIOR_SETTINGS)
             log(f"reusing from {reuse}: {', '.join(adopted) or 'nothing new'}")
@@ -134,11 +134,10 @@ def train(
     return _run(prob, config, embedding, run, executor, progress, log)
 
 
-def _reuse_hint(out: str | os.PathLike[str], stored: dict[str, Any], config: RunConfig) -> str:
-    """Where ``out``'s run differs from ``config`` only in the posterior network's
-    settings: how to train that network alone (``reuse=``); else nothing."""
-    previous = read_config(Path(out) / "config.json")
-    differing = config_differences(previous, stored, LEGACY_SETTINGS, config.unread_settings)
+def _reuse_hint(out: str | os.PathLike[str], refused: RunConfigMismatch) -> str:
+    """Where ``out``'s run was refused only for the posterior network's settings:
+    how to train that network alone (``reuse=``); else nothing."""
+    differing = refused.differences
     if not differing or set(differing) - POSTERIOR_SETTINGS:
         return ""
     return (

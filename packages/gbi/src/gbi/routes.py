@@ -548,7 +548,6 @@ def snis_weights(
     With a run directory the scores are saved there once computed (the NLE's
     evidence costs ``simulations * nle_contrast`` evaluations) and reused.
     """
-
     scores, form = matched_scores(model, base, config, progress, run, log)
     return gbi_tempering.SNISWeights(
         scores,

@@ -38,7 +38,15 @@ VOLATILE_KEYS = frozenset({"device", "compile", "progress", "executor"})
 
 
 class RunConfigMismatch(ValueError):
-    """The run directory was created with a different configuration."""
+    """The run directory was created with a different configuration.
+
+    ``differences``: the settings that differ (``config_differences``), where
+    the refusal was for differing settings; else empty.
+    """
+
+    def __init__(self, message: str, differences: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.differences = dict(differences or {})
 
 
 def _canonical(value: Any) -> Any:
@@ -155,7 +163,8 @@ class RunDirectory:
             raise RunConfigMismatch(
                 f"run directory {self.path} was made with a different configuration ("
                 + describe_differences(diffs)
-                + "). Use a new output folder, or rerun with the stored settings to resume."
+                + "). Use a new output folder, or rerun with the stored settings to resume.",
+                diffs,
             )
 
     def adopt(
