@@ -138,8 +138,9 @@ def trained_run(
     model trained by one benchmark is reused by the others, and a run killed
     half way resumes from its last finished stage (``gbi.RunDirectory``).
     A new tagged cell (an experiment) whose settings differ from its grid
-    cell's only in the posterior network's adopts that cell's simulations,
-    surrogate and scores (``gbi.train(reuse=)``).
+    cell's only in those read after the surrogates (the posterior network's,
+    the pool's, ...) adopts that cell's simulations, surrogates and the scores
+    those settings leave alone (``gbi.train(reuse=)``).
 
     Returns:
         the ``gbi.TrainingResult`` (``.posterior``, ``.report``, ``.run_dir``).
@@ -151,16 +152,16 @@ def trained_run(
     identity = dict(
         route=route, simulations=simulations, seed=seed, task_options=task_options or {}
     )
-    reuse = _retire_if_posterior_settings_changed(out, name, identity, settings)
+    reuse = _retire_if_downstream_settings_changed(out, name, identity, settings)
     untagged = RUNS_DIR / run_name(task, route, simulations, seed)
     if (
         reuse is None
         and tag
         and not out.exists()
-        and posterior_settings_differing(untagged, identity, settings) is not None
+        and downstream_settings_differing(untagged, identity, settings) is not None
     ):
-        # an experiment on the posterior network alone: the grid cell's
-        # simulations, surrogate and scores serve it as they are
+        # an experiment downstream of the surrogates: the grid cell's
+        # simulations and surrogates serve it as they are
         reuse = untagged
     return gbi.train(
         task,
@@ -175,15 +176,16 @@ def trained_run(
     )
 
 
-def posterior_settings_differing(
+def downstream_settings_differing(
     folder: Path, identity: dict[str, Any], settings: dict[str, Any]
 ) -> list[str] | None:
-    """The posterior-network settings in which the run in ``folder`` differs
-    from the run asked for (``identity`` and ``settings``, as ``gbi.train``
-    takes them); None where there is no run or it differs in other settings
-    too (``gbi.config.POSTERIOR_SETTINGS``)."""
+    """The settings read after the surrogates (``gbi.config.DOWNSTREAM_SETTINGS``:
+    the posterior network's, the pool's, ...) in which the run in ``folder``
+    differs from the run asked for (``identity`` and ``settings``, as
+    ``gbi.train`` takes them); None where there is no run or it differs in
+    other settings too."""
     import gbi
-    from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
+    from gbi.config import DOWNSTREAM_SETTINGS, LEGACY_SETTINGS
     from gbi.rundir import config_differences, read_config
 
     if not (folder / "config.json").is_file():
@@ -193,7 +195,7 @@ def posterior_settings_differing(
     differing = config_differences(
         stored, wanted.to_dict(), LEGACY_SETTINGS, wanted.unread_settings
     )
-    if set(differing) - POSTERIOR_SETTINGS:
+    if set(differing) - set(DOWNSTREAM_SETTINGS):
         return None
     return list(differing)
 
@@ -201,29 +203,30 @@ def posterior_settings_differing(
 RETIRED_DIR = WORK_DIR / "retired"
 
 
-def _retire_if_posterior_settings_changed(
+def _retire_if_downstream_settings_changed(
     out: Path, name: str, identity: dict[str, Any], settings: dict[str, Any]
 ) -> Path | None:
-    """Move a cell trained with other posterior-network settings aside.
+    """Move a cell trained with other settings downstream of its surrogates aside.
 
-    When the library's defaults for the posterior network change
-    (``gbi.config.POSTERIOR_SETTINGS``: averaging, per-temperature stopping,
-    ...), a cell's run directory no longer matches what ``gbi.train`` is asked
-    for. The directory and its cached metrics then move aside
-    (``retire_run``), and the new run adopts the simulations, surrogate and
-    scores from there (``gbi.train(reuse=)``). A directory that differs in any
-    other setting is left where it is, for ``gbi.train`` to refuse.
+    When the library's defaults for what follows the surrogates change
+    (``gbi.config.DOWNSTREAM_SETTINGS``: averaging, per-temperature stopping,
+    the temperature draw, ...), a cell's run directory no longer matches what
+    ``gbi.train`` is asked for. The directory and its cached metrics then move
+    aside (``retire_run``), and the new run adopts the simulations, surrogates
+    and the scores still valid from there (``gbi.train(reuse=)``). A directory
+    that differs in any other setting is left where it is, for ``gbi.train``
+    to refuse.
 
     Returns:
         the retired run directory to reuse, or None.
     """
-    differing = posterior_settings_differing(out, identity, settings)
+    differing = downstream_settings_differing(out, identity, settings)
     if not differing:
         return None
     return retire_run(
         out,
         name,
-        why=f"trained with other posterior-network settings ({', '.join(differing)})",
+        why=f"trained with other settings after its surrogates ({', '.join(differing)})",
     )
 
 

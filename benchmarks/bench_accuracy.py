@@ -316,11 +316,11 @@ def adopt_experiment(
     identity = dict(route=route, simulations=simulations, seed=args.seed, task_options={})
     if not (source / "posterior.safetensors").is_file():
         raise SystemExit(f"--adopt {args.adopt}: {source} holds no trained posterior")
-    differing = _common.posterior_settings_differing(
+    differing = _common.downstream_settings_differing(
         source, identity, _train_settings(args) if settings is None else settings
     )
     if differing != []:
-        what = "settings beyond the posterior network's" if differing is None else differing
+        what = "settings its surrogates read" if differing is None else differing
         raise SystemExit(
             f"--adopt {args.adopt}: {experiment} was trained with other settings than the grid "
             f"cell's defaults ({what}); rerun the grid cell instead"

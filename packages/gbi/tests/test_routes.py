@@ -681,6 +681,33 @@ def test_pool_contrast_on_route_b_nle_end_to_end(tmp_path: Path) -> None:
     assert not np.allclose(pool[1::3], matched)
     assert result.posterior.sample(10, [0.0, 0.0], 0.2, seed=0).shape == (10, 2)
 
+    # another pool and evidence on the same NLE: the run directory is refused with
+    # the way to reuse it, and reuse trains no surrogate but redoes what they shape
+    other = {"pool_contrast": 3, "nle_contrast": 40}
+    with pytest.raises(RunConfigMismatch, match=r"nle_contrast.*pool_contrast") as refused:
+        gbi.train("two_moons", route="b-nle", out=tmp_path / "run", **other, **kwargs, **TINY)
+    assert f"--reuse {tmp_path / 'run'}" in str(refused.value)
+    again = gbi.train(
+        "two_moons",
+        route="b-nle",
+        out=tmp_path / "again",
+        reuse=tmp_path / "run",
+        **other,
+        **kwargs,
+        **TINY,
+    )
+    first, second = tmp_path / "run", tmp_path / "again"
+    assert (second / "surrogate_nle.safetensors").stat().st_ino == (
+        first / "surrogate_nle.safetensors"
+    ).stat().st_ino  # linked, not trained again
+    assert again.report["surrogate"] == result.report["surrogate"]
+    rescored = np.load(second / "scores_nle.npz")["scores"]
+    assert not np.allclose(rescored, matched)  # the evidence from 40 draws, not 50
+    assert again.report["weights"]["pool_rows"] == 4 * 300
+    np.testing.assert_allclose(
+        np.load(second / "scores_pool.npz")["scores"][::4], rescored, rtol=1e-5, atol=1e-5
+    )
+
 
 def test_pool_contrast_end_to_end_and_checked(tmp_path: Path, monkeypatch) -> None:
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}

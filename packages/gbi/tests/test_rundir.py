@@ -97,5 +97,16 @@ def test_adopt_links_the_named_stages_and_refuses_other_differences(tmp_path: Pa
         other.adopt(source.path, ["simulations"], frozenset({"flow"}))
     with pytest.raises(RunConfigMismatch, match="not a run directory"):
         other.adopt(tmp_path / "nowhere", ["simulations"], frozenset())
+    # a key that differs leaves the stages it shapes to be computed anew
+    source.save_npz("scores_pool.npz", scores=np.zeros(3))
+    source.save_npz("scores_nre.npz", scores=np.ones(3))
+    shapes = {"flow": ("scores_pool*",), "seed": ("synthesized*",)}
+    third = RunDirectory(tmp_path / "d", {"problem": "p", "flow": "mdn", "seed": 0})
+    assert third.adopt(source.path, ["scores_*"], shapes) == ["scores_nre.npz"]
+    with pytest.raises(RunConfigMismatch, match="problem") as refused:
+        RunDirectory(tmp_path / "e", {"problem": "q", "flow": "nsf", "seed": 0}).adopt(
+            source.path, ["scores_*"], shapes
+        )
+    assert set(refused.value.differences) == {"problem"}
     with pytest.raises(RunConfigMismatch, match="is this run directory"):
         other.adopt(other.path, ["simulations"], frozenset())

@@ -12,7 +12,7 @@ from typing import Any
 
 import gbi_npe
 from gbi import routes
-from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS, UPSTREAM_STAGES, RunConfig
+from gbi.config import DOWNSTREAM_SETTINGS, LEGACY_SETTINGS, UPSTREAM_STAGES, RunConfig
 from gbi.problem import Problem, make_problem
 from gbi.rundir import RunConfigMismatch, RunDirectory
 from gbi.simulation import simulate_base_set
@@ -77,11 +77,15 @@ def train(
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
         reuse: another run directory whose simulations, surrogates, scores
             and synthesized pairs ``out`` takes over (hard links, else
-            copies), so that a change to the posterior network's settings
-            (``gbi.config.POSTERIOR_SETTINGS``: ``flow``, ``flow_layers``,
+            copies), so that a change to settings read after the surrogates
+            (``gbi.config.DOWNSTREAM_SETTINGS``) trains no surrogate again.
+            The posterior network's own settings (``flow``, ``flow_layers``,
             ``ema_decay``, ``per_temperature``, ``pair_sampling``,
-            ``beta_sampling``, ``posterior_epochs``) retrains that network alone. Its configuration
-            must equal this run's in every other setting
+            ``beta_sampling``, ``posterior_epochs``) retrain that network
+            alone; ``pool_contrast``, ``nle_contrast``, the weights'
+            ``stabilization`` and Route A's synthesis and ``auto`` settings
+            also redo the scores or synthesized pairs they shape. Its
+            configuration must equal this run's in every other setting
             (``gbi.RunConfigMismatch`` otherwise). Needs ``out``.
         **settings: further ``gbi.RunConfig`` fields (``max_epochs``,
             ``stabilization``, ``flow``, ...).
@@ -125,7 +129,7 @@ def train(
         except RunConfigMismatch as err:
             raise RunConfigMismatch(str(err) + _reuse_hint(out, err), err.differences) from None
         if reuse is not None:
-            adopted = run.adopt(reuse, UPSTREAM_STAGES, POSTERIOR_SETTINGS)
+            adopted = run.adopt(reuse, UPSTREAM_STAGES, DOWNSTREAM_SETTINGS)
             log(f"reusing from {reuse}: {', '.join(adopted) or 'nothing new'}")
         if run.has("posterior.safetensors") and run.has("report.json"):
             log(f"{run.path} holds a finished run: loading it")
@@ -135,15 +139,16 @@ def train(
 
 
 def _reuse_hint(out: str | os.PathLike[str], refused: RunConfigMismatch) -> str:
-    """Where ``out``'s run was refused only for the posterior network's settings:
-    how to train that network alone (``reuse=``); else nothing."""
+    """Where ``out``'s run was refused only for settings read after its surrogates:
+    how to train the rest anew on its simulations and surrogates (``reuse=``); else
+    nothing."""
     differing = refused.differences
-    if not differing or set(differing) - POSTERIOR_SETTINGS:
+    if not differing or set(differing) - set(DOWNSTREAM_SETTINGS):
         return ""
     return (
-        " Only the posterior network's settings differ: a new folder with "
-        f"reuse={str(out)!r} (gbi train ... --out NEW --reuse {out}) trains that network "
-        "alone on this run's simulations and surrogate."
+        " Only settings read after the surrogates differ: a new folder with "
+        f"reuse={str(out)!r} (gbi train ... --out NEW --reuse {out}) trains the rest "
+        "anew on this run's simulations and surrogates."
     )
 
 

@@ -444,9 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse",
         metavar="RUN_DIR",
         help="take over the simulations, surrogates and scores of another run directory "
-        "whose settings differ only in the posterior network's (--flow, --ema-decay, "
-        "--per-temperature, --pair-sampling, --beta-sampling, --posterior-epochs), so only "
-        "that network is trained again",
+        "whose settings differ only in those read after the surrogates: the posterior "
+        "network's (--flow, --ema-decay, --per-temperature, --pair-sampling, "
+        "--beta-sampling, --posterior-epochs) retrain that network alone; --pool-contrast, "
+        "--nle-contrast, --stabilization and Route A's synthesis and auto settings also redo "
+        "the scores or synthesized pairs they shape. No surrogate is trained again",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -31,6 +31,25 @@ POSTERIOR_SETTINGS = frozenset(
 #: network (``*``: every name with that prefix).
 UPSTREAM_STAGES = ["simulations", "surrogate_*", "scores_*", "synthesized*"]
 
+#: settings read only once the surrogates are trained, each with the stage files
+#: (names as in ``UPSTREAM_STAGES``) computed from it. Two runs that differ only
+#: in these share their simulations and surrogates, and every stage that none of
+#: the differing settings shapes (``gbi.train(..., reuse=...)``): a new pool,
+#: evidence estimate or Route A synthesis costs no new surrogate.
+DOWNSTREAM_SETTINGS: dict[str, tuple[str, ...]] = {
+    **{name: () for name in sorted(POSTERIOR_SETTINGS)},
+    "stabilization": ("synthesized_auto*",),
+    "mixing_weight": ("synthesized_auto*",),
+    "nle_contrast": ("scores_nle*", "scores_pool*"),
+    "pool_contrast": ("scores_pool*",),
+    "langevin_steps": ("synthesized*",),
+    "langevin_step_scale": ("synthesized*",),
+    "synthetic_pairs": ("synthesized*",),
+    "auto_grid": ("synthesized_auto*",),
+    "auto_min_relative_ess": ("synthesized_auto*",),
+    "auto_max_k_hat": ("synthesized_auto*",),
+}
+
 _ROUTE_A_ONLY = frozenset(
     {
         "langevin_steps",

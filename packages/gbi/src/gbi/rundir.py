@@ -17,8 +17,9 @@ Rerunning the same command reuses what is finished; a directory made with a
 different configuration is refused (``RunConfigMismatch``), never mixed. A new
 directory can adopt the finished early stages of another one whose
 configuration differs only in settings those stages do not read
-(``RunDirectory.adopt``), so a change to the posterior network does not redo
-the simulations and the surrogate.
+(``RunDirectory.adopt``), so a change to what follows the surrogates (the
+posterior network, a contrastive pool, ...) does not redo the simulations and
+the surrogates.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,11 @@ def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> N
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether ``name`` is one of ``patterns`` (a pattern ending in ``*``: a prefix)."""
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
 
 
 def read_config(path: str | os.PathLike[str], hint: str = "") -> dict[str, Any]:
@@ -171,13 +178,15 @@ class RunDirectory:
         self,
         source: str | os.PathLike[str],
         names: list[str],
-        may_differ: frozenset[str],
+        may_differ: Mapping[str, Sequence[str]] | frozenset[str],
     ) -> list[str]:
         """Take over the finished files ``names`` of another run directory.
 
         ``source``'s configuration must equal this one's except for the keys
-        in ``may_differ`` (settings that the files named do not depend on)
-        and this directory's ``ignore``.
+        of ``may_differ`` and this directory's ``ignore``. ``may_differ`` maps
+        each such key to the names (same form as ``names``) computed from it:
+        where the key's values differ those are not taken over, so this run
+        computes them anew (a set of keys stands for keys that shape none).
         Each file (or folder, such as ``simulations``) that ``source`` holds
         and this directory does not yet hold is hard-linked where the file
         system allows, else copied; ``source`` is left as it was.
@@ -186,7 +195,8 @@ class RunDirectory:
             source: the other run directory.
             names: file or folder names, relative to the directory; a name
                 ending in ``*`` stands for every name with that prefix.
-            may_differ: configuration keys in which the two runs may differ.
+            may_differ: configuration keys in which the two runs may differ,
+                each with the names it shapes.
 
         Returns:
             the names adopted (sorted).
@@ -202,19 +212,25 @@ class RunDirectory:
         if source.resolve() == self.path.resolve():
             raise RunConfigMismatch(f"{source} is this run directory; nothing to adopt")
         stored = read_config(stored_path)
-        diffs = config_differences(stored, self.config, self.legacy, may_differ | self.ignore)
-        if diffs:
+        shapes = may_differ if isinstance(may_differ, Mapping) else dict.fromkeys(may_differ, ())
+        diffs = config_differences(stored, self.config, self.legacy, self.ignore)
+        refused = {k: v for k, v in diffs.items() if k not in shapes}
+        if refused:
             raise RunConfigMismatch(
                 f"cannot reuse the stages of {source}: its configuration differs in settings "
-                "they depend on (" + describe_differences(diffs) + ")"
+                "they depend on (" + describe_differences(refused) + ")",
+                refused,
             )
+        redo = [name for key in diffs for name in shapes[key]]
         adopted = []
         for entry in sorted(source.iterdir()):
-            wanted = any(
-                entry.name.startswith(n[:-1]) if n.endswith("*") else entry.name == n for n in names
-            )
             target = self.path / entry.name
-            if not wanted or entry.name.startswith(".") or target.exists():
+            if (
+                not _matches(entry.name, names)
+                or _matches(entry.name, redo)
+                or entry.name.startswith(".")
+                or target.exists()
+            ):
                 continue
             if entry.is_dir():
                 shutil.copytree(entry, target, copy_function=_link_or_copy)
