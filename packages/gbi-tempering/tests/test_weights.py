@@ -5,7 +5,14 @@ import warnings
 import numpy as np
 import pytest
 
-from gbi_tempering import ESSCollapseWarning, SNISWeights, ess, relative_ess, stabilize
+from gbi_tempering import (
+    ESSCollapseWarning,
+    SNISWeights,
+    SwitchedWeights,
+    ess,
+    relative_ess,
+    stabilize,
+)
 
 
 def test_ess_on_known_weights() -> None:
@@ -138,3 +145,34 @@ def test_bad_queries() -> None:
         w.log_weights_fn(np.array([0.5]), np.array([10]))
     with pytest.raises(ValueError, match="beta_range"):
         w.log_weights_fn(np.array([3.0]), np.array([1]))
+
+
+def test_switched_weights_sum_to_one_on_both_sides_and_check_their_map() -> None:
+    rng = np.random.default_rng(5)
+    pool_scores = rng.normal(size=30)
+    pool_scores[7] = np.nan  # dropped: the map counts kept pairs
+    offsets = -np.logaddexp(np.nan_to_num(pool_scores), np.log(2))
+    low = SNISWeights(pool_scores, offsets=offsets, form="pool")
+    own = np.arange(0, 30, 3)  # pairs 0, 3, ..., 27 are the own-theta rows
+    high = SNISWeights(pool_scores[own], form="nre")
+    rows = np.flatnonzero(low.kept)
+    high_index = np.where(rows % 3 == 0, rows // 3, -1)
+    weights = SwitchedWeights(low, high, 0.6, high_index)
+    assert weights.n == 29 and weights.n_dropped == 1
+    for beta in (0.2, 0.6, 1.4):
+        row = weights.log_weights(beta)[0]
+        assert np.exp(row).sum() == pytest.approx(1.0)
+        expected = (
+            low.log_weights(beta)[0]
+            if beta < 0.6
+            else np.where(high_index >= 0, high.log_weights(beta)[0][high_index], -np.inf)
+        )
+        np.testing.assert_allclose(row, expected)
+    with pytest.raises(ValueError, match="exactly once"):
+        SwitchedWeights(low, high, 0.6, np.where(high_index == 1, 2, high_index))
+    with pytest.raises(ValueError, match="shape"):
+        SwitchedWeights(low, high, 0.6, high_index[:-1])
+    with pytest.raises(ValueError, match="past high"):
+        SwitchedWeights(low, high, 0.6, np.where(high_index == 9, 10, high_index))
+    with pytest.raises(ValueError, match="beta_switch"):
+        SwitchedWeights(low, high, 0.0, high_index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -610,7 +611,7 @@ def test_contrastive_pool_pairs_each_x_with_its_theta_and_m_others() -> None:
     theta = rng.uniform(-1, 1, (200, 1))
     x = theta + 0.3 * rng.normal(size=(200, 1))
     base = BaseSet(theta=theta, x=x, n_requested=200, n_dropped=0, n_reused=0, seconds=0.0)
-    config = RunConfig("two_moons", pool_contrast=4)
+    config = RunConfig("two_moons", pool_contrast=4, pool_relative_ess=0.0)
     pool, groups, weights = routes.contrastive_pool(_GaussianRatio(), base, config)
     assert pool.theta.shape == (1000, 1) and np.array_equal(groups, np.repeat(np.arange(200), 5))
     np.testing.assert_array_equal(pool.x, x[groups])
@@ -626,6 +627,48 @@ def test_contrastive_pool_pairs_each_x_with_its_theta_and_m_others() -> None:
     # matched pairs' (whose weights r^(beta - 1) favour the rare low-ratio pairs)
     matched = gbi_tempering.SNISWeights(s[::5], form="nre")
     assert weights.diagnostics([0.1]).ess[0] > 2 * matched.diagnostics([0.1]).ess[0]
+
+
+def test_the_pool_hands_over_to_the_matched_pairs_where_their_ess_suffices() -> None:
+    rng = np.random.default_rng(2)
+    theta = rng.uniform(-1, 1, (200, 1))
+    x = theta + 0.3 * rng.normal(size=(200, 1))
+    base = BaseSet(theta=theta, x=x, n_requested=200, n_dropped=0, n_reused=0, seconds=0.0)
+    config = RunConfig("two_moons", pool_contrast=4)  # pool_relative_ess 0.5
+    pool, _, weights = routes.contrastive_pool(_GaussianRatio(), base, config)
+    s = _GaussianRatio().log_ratio(pool.theta, pool.x)
+    matched = gbi_tempering.SNISWeights(s[::5], form="nre")
+    grid = np.geomspace(0.1, 2.0, 64)
+    relative = matched.diagnostics(grid, warn=False).relative_ess
+    switch = grid[np.argmax(relative >= 0.5)]
+    assert weights.beta_switch == switch and 0.1 < switch < 1.0
+    assert relative[grid < switch].max() < 0.5
+    everywhere = routes.contrastive_pool(
+        _GaussianRatio(), base, dataclasses.replace(config, pool_relative_ess=0.0)
+    )[2]
+    assert isinstance(everywhere, gbi_tempering.SNISWeights)
+    below = 0.9 * switch
+    np.testing.assert_allclose(weights.log_weights(below), everywhere.log_weights(below))
+    for above in (switch, 1.0, 1.7):
+        w = weights.log_weights(above)[0]
+        assert np.isneginf(w.reshape(200, 5)[:, 1:]).all()  # the prior draws drop out
+        np.testing.assert_allclose(w[::5], matched.log_weights(above)[0])
+    # the trainer's per-pair queries agree with the full rows on both sides
+    index = np.arange(1000)
+    for beta in (below, 1.3):
+        np.testing.assert_allclose(
+            weights.log_weights_fn(np.full(1000, beta), index), weights.log_weights(beta)[0]
+        )
+    diag = weights.diagnostics([below, 1.3], warn=False)
+    assert diag.ess[0] == pytest.approx(everywhere.diagnostics([below]).ess[0])
+    assert diag.ess[1] == pytest.approx(matched.diagnostics([1.3]).ess[0])
+    # a threshold the matched pairs never reach leaves the pool everywhere
+    never = routes.contrastive_pool(
+        _GaussianRatio(), base, dataclasses.replace(config, pool_relative_ess=1.0)
+    )[2]
+    assert isinstance(never, gbi_tempering.SNISWeights)
+    with pytest.raises(ValueError, match="pool_relative_ess must be a number in"):
+        RunConfig("two_moons", pool_contrast=4, pool_relative_ess=1.5)
 
 
 class _GaussianLikelihood(_GaussianRatio):

@@ -16,7 +16,12 @@ from gbi_tempering import langevin
 from gbi_tempering.ess import ess, normalize_log_weights, relative_ess
 from gbi_tempering.langevin import LangevinDiagnostics, LangevinInfo, LangevinState, synthesize
 from gbi_tempering.stabilize import METHODS, Stabilized, stabilize
-from gbi_tempering.weights import ESSCollapseWarning, SNISWeights, WeightDiagnostics
+from gbi_tempering.weights import (
+    ESSCollapseWarning,
+    SNISWeights,
+    SwitchedWeights,
+    WeightDiagnostics,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "LangevinState",
     "SNISWeights",
     "Stabilized",
+    "SwitchedWeights",
     "WeightDiagnostics",
     "__version__",
     "ess",

@@ -310,3 +310,104 @@ class SNISWeights:
                 stacklevel=2,
             )
         return diag
+
+
+class SwitchedWeights:
+    """One set of weights below a temperature and another from there on, over one set of pairs.
+
+    gbi's contrastive pool pairs each x with its own theta and M prior draws
+    (``low``, multiple importance sampling): below the temperatures where the
+    matched pairs alone keep their effective sample size, the prior draws
+    carry the broad power posteriors; from there on the matched pairs' own
+    weights (``high``, over the own-theta rows only) need nothing of the
+    surrogate far from the data. Both are normalized over their own pairs, so
+    each temperature's weights sum to one over ``low``'s pairs.
+
+    Args:
+        low: the weights used at ``beta < beta_switch``, over n pairs.
+        high: the weights used at ``beta >= beta_switch``, over a subset of them.
+        beta_switch: the temperature at which ``high`` takes over.
+        high_index: for each of ``low``'s kept pairs, shape (n,), its index among
+            ``high``'s kept pairs, or -1 for a pair that ``high`` does not weight
+            (zero weight from ``beta_switch`` on). Every kept pair of ``high``
+            must appear exactly once.
+
+    Raises:
+        ValueError: ``high_index`` has the wrong shape or does not map onto
+            ``high``'s pairs one to one; ``beta_switch`` is not finite and > 0.
+    """
+
+    def __init__(
+        self, low: SNISWeights, high: SNISWeights, beta_switch: float, high_index: np.ndarray
+    ) -> None:
+        high_index = np.asarray(high_index)
+        if high_index.shape != (low.n,) or not np.issubdtype(high_index.dtype, np.integer):
+            raise ValueError(
+                f"high_index must be an integer array of shape ({low.n},), one entry per kept "
+                f"pair of low; got {high_index.dtype} {high_index.shape}"
+            )
+        mapped = high_index[high_index >= 0]
+        if mapped.size and mapped.max() >= high.n:
+            raise ValueError(f"high_index points past high's {high.n} kept pairs")
+        if not np.array_equal(np.bincount(mapped, minlength=high.n), np.ones(high.n, np.int64)):
+            raise ValueError("high_index must name every kept pair of high exactly once")
+        if not (np.isfinite(beta_switch) and beta_switch > 0):
+            raise ValueError(f"beta_switch must be finite and > 0, got {beta_switch}")
+        self.low, self.high = low, high
+        self.beta_switch = float(beta_switch)
+        self.high_index = high_index.astype(np.int64)
+        self.n, self.kept, self.n_dropped, self.form = low.n, low.kept, low.n_dropped, low.form
+
+    def log_weights(self, beta: object) -> np.ndarray:
+        """Normalized log weights at each beta over ``low``'s kept pairs, shape (B, n)."""
+        beta = _as_beta(beta)
+        out = self.low.log_weights(beta)
+        above = beta >= self.beta_switch
+        if above.any():
+            out[above] = -np.inf
+            rows = self.high_index >= 0
+            out[np.ix_(above, rows)] = self.high.log_weights(beta[above])[:, self.high_index[rows]]
+        return out
+
+    def log_weights_fn(self, beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Log normalized weight of pair ``index[j]`` at ``beta[j]`` (gbi-npe's contract)."""
+        beta = _as_beta(beta)
+        index = np.asarray(index)
+        out = np.full(beta.shape, -np.inf)
+        below = beta < self.beta_switch
+        if below.any():
+            out[below] = self.low.log_weights_fn(beta[below], index[below])
+        if not below.all():
+            mapped = self.high_index[index]
+            take = ~below & (mapped >= 0)
+            if take.any():
+                out[take] = self.high.log_weights_fn(beta[take], mapped[take])
+        return out
+
+    def diagnostics(self, beta: object, *, warn: bool = True) -> WeightDiagnostics:
+        """Each temperature's diagnostics from the weights that serve it (``relative_ess``
+        is over the pairs those weights cover: all pairs below the switch, ``high``'s
+        from it on); warns as ``SNISWeights.diagnostics`` does for the temperatures
+        ``high`` serves (the pool below the switch exists because ``high`` collapses
+        there)."""
+        beta = _as_beta(beta)
+        below = beta < self.beta_switch
+        parts = []
+        if below.any():
+            parts.append((below, self.low.diagnostics(beta[below], warn=False)))
+        if not below.all():
+            parts.append((~below, self.high.diagnostics(beta[~below], warn=warn)))
+        picked = {}
+        for name in ("ess", "relative_ess", "raw_ess", "k_hat", "truncated_fraction"):
+            values = np.empty(beta.shape)
+            for where, diag in parts:
+                values[where] = getattr(diag, name)
+            picked[name] = values
+        return WeightDiagnostics(
+            beta=beta,
+            method=self.low.method,
+            mixing_weight=self.low.mixing_weight,
+            n=self.n,
+            n_dropped=self.n_dropped,
+            **picked,
+        )

@@ -122,6 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "pair_sampling",
         "beta_sampling",
         "pool_contrast",
+        "pool_relative_ess",
         "ema_decay",
         "per_temperature",
         "posterior_epochs",
@@ -409,6 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
         "draws as well as its own theta, weighted by multiple importance sampling (default 0: "
         "matched pairs only). Helps small beta where the surrogate's ratios hold far from the "
         "data (slcp), hurts where an NRE's saturate (two_moons)",
+    )
+    p.add_argument(
+        "--pool-relative-ess",
+        type=float,
+        metavar="R",
+        help="with --pool-contrast: the pool serves the temperatures below the first at which "
+        "the matched pairs' own weights reach this relative ESS, the matched pairs the rest "
+        "(default 0.5; 0: the pool at every temperature)",
     )
     p.add_argument(
         "--ema-decay",

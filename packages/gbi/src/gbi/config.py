@@ -42,6 +42,7 @@ DOWNSTREAM_SETTINGS: dict[str, tuple[str, ...]] = {
     "mixing_weight": ("synthesized_auto*",),
     "nle_contrast": ("scores_nle*", "scores_pool*"),
     "pool_contrast": ("scores_pool*",),
+    "pool_relative_ess": (),
     "langevin_steps": ("synthesized*",),
     "langevin_step_scale": ("synthesized*",),
     "synthetic_pairs": ("synthesized*",),
@@ -80,6 +81,7 @@ LEGACY_SETTINGS = {
     "pair_sampling": "uniform",
     "beta_sampling": "distribution",
     "pool_contrast": 0,
+    "pool_relative_ess": 0.0,
     "ema_decay": None,
     "per_temperature": False,
     "posterior_epochs": None,
@@ -143,6 +145,12 @@ class RunConfig:
             (two_moons: about -11 where the truth is about -2400), which
             makes small-beta posteriors far too broad; an NLE's
             log-likelihood does not saturate.
+        pool_relative_ess: with a pool, the pool's weights serve only the
+            temperatures below the first at which the matched pairs' own
+            weights (``r^(beta - 1)``, the own-theta rows) reach this relative
+            ESS; from there on the matched pairs serve alone, needing nothing
+            of the surrogate far from the data (``gbi_tempering.SwitchedWeights``).
+            Default 0.5; 0: the pool at every temperature. Not read without a pool.
         pair_sampling: how Route B's NPE picks each minibatch's base pairs:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their
@@ -228,6 +236,7 @@ class RunConfig:
     pair_sampling: str = "uniform"
     beta_sampling: str | None = None
     pool_contrast: int = 0
+    pool_relative_ess: float = 0.5
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
     posterior_epochs: int | None = None
@@ -286,6 +295,12 @@ class RunConfig:
             raise ValueError(
                 "pool_contrast on route 'b-nle' needs nle_contrast > 0 (the pool's weights "
                 "are likelihood-to-evidence ratios, and nle_contrast estimates the evidence)"
+            )
+        if isinstance(self.pool_relative_ess, bool) or not (
+            isinstance(self.pool_relative_ess, (int, float)) and 0 <= self.pool_relative_ess <= 1
+        ):
+            raise ValueError(
+                f"pool_relative_ess must be a number in [0, 1], got {self.pool_relative_ess!r}"
             )
         if self.pair_sampling not in PAIR_SAMPLINGS:
             raise ValueError(
@@ -370,8 +385,10 @@ class RunConfig:
 
     @property
     def unread_settings(self) -> frozenset[str]:
-        """The settings this run's route never reads (``UNREAD_SETTINGS``)."""
-        return UNREAD_SETTINGS[self.route]
+        """The settings this run never reads: its route's (``UNREAD_SETTINGS``), and
+        ``pool_relative_ess`` without a pool."""
+        unread = UNREAD_SETTINGS[self.route]
+        return unread if self.pool_contrast else unread | {"pool_relative_ess"}
 
     @property
     def surrogate_epochs(self) -> int:

@@ -669,15 +669,59 @@ def contrastive_pool(
         return model.log_likelihood(pool.theta, pool.x) - log_evidence[x_index], "pool"
 
     scores, form = _cached_scores(run, "scores_pool.npz", theta_index.shape[0], compute)
-    weights = gbi_tempering.SNISWeights(
-        scores,
-        offsets=-np.logaddexp(scores, np.log(m)),
-        form=form,
+    settings = dict(
         method=config.stabilization,
         mixing_weight=config.mixing_weight,
         beta_range=config.beta_range,
     )
+    weights = gbi_tempering.SNISWeights(
+        scores, offsets=-np.logaddexp(scores, np.log(m)), form=form, **settings
+    )
+    if config.pool_relative_ess:
+        weights = _switch_to_matched(weights, scores[:: m + 1], m, config, settings, log)
     return pool, x_index, weights
+
+
+#: temperatures on which ``_switch_to_matched`` looks for the switch
+_SWITCH_GRID = 64
+
+
+def _switch_to_matched(
+    pool_weights: gbi_tempering.SNISWeights,
+    matched_scores: np.ndarray,
+    m: int,
+    config: RunConfig,
+    settings: dict[str, Any],
+    log: Log | None,
+) -> gbi_tempering.SNISWeights | gbi_tempering.SwitchedWeights:
+    """The pool's weights below the first temperature (on a log grid over the
+    range) at which the matched pairs' own weights ``r^(beta - 1)`` reach
+    ``config.pool_relative_ess``, theirs from there on; the pool's alone where
+    they never do. ``matched_scores`` (N,) are the own-theta rows' scores
+    (rows ``0, M + 1, 2 (M + 1), ...`` of the pool)."""
+    matched = gbi_tempering.SNISWeights(matched_scores, form="nre", **settings)
+    grid = np.geomspace(*config.beta_range, _SWITCH_GRID)
+    enough = matched.diagnostics(grid, warn=False).relative_ess >= config.pool_relative_ess
+    if not enough.any():
+        if log is not None:
+            log(
+                f"contrastive pool: the matched pairs' relative ESS stays below "
+                f"{config.pool_relative_ess:g} over the whole range; the pool serves every beta"
+            )
+        return pool_weights
+    beta_switch = float(grid[np.argmax(enough)])
+    rows = np.flatnonzero(pool_weights.kept)  # pool row of each kept pair
+    own = rows % (m + 1) == 0
+    matched_position = np.cumsum(matched.kept) - 1
+    high_index = np.full(rows.shape, -1, dtype=np.int64)
+    keep = own & matched.kept[rows // (m + 1)]
+    high_index[keep] = matched_position[rows[keep] // (m + 1)]
+    if log is not None:
+        log(
+            f"contrastive pool: the pool serves beta < {beta_switch:.3g}, the matched pairs "
+            f"(relative ESS >= {config.pool_relative_ess:g} from there) the rest"
+        )
+    return gbi_tempering.SwitchedWeights(pool_weights, matched, beta_switch, high_index)
 
 
 def route_b(
@@ -699,6 +743,7 @@ def route_b(
             log_evidence = model.log_likelihood(base.theta, base.x) - ratios
         pairs, groups, weights = contrastive_pool(model, base, config, run, log, log_evidence)
         extra, what = {"pool_rows": int(pairs.theta.shape[0])}, "pool of "
+        extra["pool_below_beta"] = getattr(weights, "beta_switch", None)
     else:
         pairs, groups = base, None
         weights = snis_weights(model, base, config, progress, run, log)
@@ -716,7 +761,7 @@ def route_b(
 def fit_weighted_posterior(
     problem: Problem,
     base: BaseSet,
-    weights: gbi_tempering.SNISWeights,
+    weights: gbi_tempering.SNISWeights | gbi_tempering.SwitchedWeights,
     config: RunConfig,
     progress: bool,
     log: Log | None = None,
