@@ -78,12 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"partner log-ratio quantiles 5/25/50/75/95, surrogate: {partner_quantiles(surrogate)}")
     print(f"partner log-ratio quantiles 5/25/50/75/95, exact:     {partner_quantiles(exact)}")
     tail = ~(exact > -20)
-    for name, scores in (("surrogate", surrogate), ("exact", finite_exact)):
+    partner = (np.arange(theta_index.shape[0]) % (m + 1)) != 0
+    floor = -np.log(total)
+    floored = np.where(partner & (surrogate < floor), -np.inf, surrogate)
+    print(f"partners below -log N = {floor:.2f}: {np.mean(surrogate[partner] < floor):.3f}")
+    for name, scores in (
+        ("surrogate", surrogate),
+        ("floored", floored),
+        ("exact", finite_exact),
+    ):
         weights = gbi_tempering.SNISWeights(
             scores, offsets=-np.logaddexp(scores, np.log(m)), form="pool"
         )
         ess = np.asarray(weights.diagnostics(BETAS, warn=False).ess) / n
-        share = float(np.exp(weights.log_weights(0.1)[0])[tail].sum())
+        share = float(np.exp(weights.log_weights(0.1)[0])[tail[weights.kept]].sum())
         print(
             f"{name:9s} ESS / n at beta {BETAS}: {np.round(ess, 3)}; "
             f"beta = 0.1 weight on exact log r < -20: {share:.3f}"
