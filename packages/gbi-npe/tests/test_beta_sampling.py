@@ -120,6 +120,40 @@ def test_the_tilt_is_the_kish_ess_of_the_training_pairs() -> None:
     assert min(d.tilt) < 0.2  # these weights do collapse at small beta
 
 
+def test_the_tilt_counts_at_most_cap_effective_pairs(monkeypatch) -> None:
+    s = np.random.default_rng(0).normal(size=500) * 3.0
+    fn, _ = _log_weights_fn(s)
+    base = LogUniformBeta(0.1, 2.0)
+    index = np.arange(500)
+    free, capped = ess_tilted(base, fn, index), ess_tilted(base, fn, index, cap=100.0)
+    grid = base.validation_grid(ESS_TILT_BETAS)
+    ess = np.array([(w.sum() ** 2 / np.sum(w**2)) for w in np.exp(np.outer(grid - 1.0, s))])
+    assert ess.max() > 300 and ess.min() < 100  # the cap bites somewhere, not everywhere
+    np.testing.assert_allclose(
+        capped.tilt, ESS_TILT_FLOOR + (1 - ESS_TILT_FLOOR) * np.minimum(ess, 100.0) / 100.0
+    )
+    assert capped.tilt != free.tilt
+    # fit caps at the number of distinct groups among its training pairs
+    seen = []
+    real = train_module.ess_tilted
+    monkeypatch.setattr(
+        train_module,
+        "ess_tilted",
+        lambda d, f, i, cap=None: seen.append((i, cap)) or real(d, f, i, cap),
+    )
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-2.0, 2.0, (500, 2))
+    x = theta + 0.3 * rng.normal(size=(500, 2))
+    groups = np.repeat(np.arange(100), 5)  # 100 x with 5 pairs each
+    npe = make_npe(2, 2, density=SMALL, low=[-2.0, -2.0], high=[2.0, 2.0], seed=0)
+    config = TrainConfig(max_epochs=1, batch_size=100, progress=False, beta_sampling="ess")
+    fit(npe, theta, x, base, log_weights_fn=fn, config=config, groups=groups)
+    fit(npe, theta, x, base, log_weights_fn=fn, config=config)
+    (train_index, cap), (_, no_cap) = seen
+    assert cap == np.unique(groups[train_index]).size < 100  # the held-out groups left out
+    assert no_cap is None
+
+
 @pytest.mark.parametrize("sampling", ["distribution", "ess"])
 def test_fit_draws_its_training_betas_as_configured(monkeypatch, sampling) -> None:
     rng = np.random.default_rng(3)

@@ -237,7 +237,8 @@ def _fit_continuous(
     theta_t, x_t = _tensor(theta, device), _tensor(x, device)
     train_distribution = distribution
     if config.beta_sampling == "ess" and log_weights_fn is not None:
-        train_distribution = ess_tilted(distribution, log_weights_fn, train)
+        cap = None if groups is None else np.unique(groups[train]).size
+        train_distribution = ess_tilted(distribution, log_weights_fn, train, cap)
     objective = ContinuousBetaNLL(
         estimator,
         theta_t,
@@ -327,19 +328,28 @@ def trusted_sources(ess: np.ndarray, min_ess: float) -> list[int | None]:
 
 
 def ess_tilted(
-    distribution: BetaDistribution, log_weights_fn: LogWeightsFn, index: np.ndarray
+    distribution: BetaDistribution,
+    log_weights_fn: LogWeightsFn,
+    index: np.ndarray,
+    cap: float | None = None,
 ) -> TiltedBeta:
     """``distribution`` tilted by the pairs' effective number at each temperature.
 
     The density becomes ``∝ p(beta) (eps + (1 - eps) ESS(beta) / max ESS)``,
     ``ESS`` being Kish's effective sample size of the SNIS weights of the base
     pairs ``index`` at ``ESS_TILT_BETAS`` temperatures of the distribution's
-    validation grid, ``eps = ESS_TILT_FLOOR`` (``TrainConfig.beta_sampling``).
+    validation grid, at most ``cap``; ``eps = ESS_TILT_FLOOR``
+    (``TrainConfig.beta_sampling``).
 
     Args:
         distribution: the temperatures' distribution.
         log_weights_fn: see ``objective.LogWeightsFn``.
         index: base indices of the training pairs (n,), int.
+        cap: the most effective pairs a temperature counts; ``fit`` passes the
+            number of groups (distinct x) among the training pairs, so that
+            pairs sharing an x (gbi's contrastive pool: each x with M prior
+            draws) do not count as M + 1 observations, and the temperatures
+            they serve do not crowd the others out. ``None``: no cap.
     """
     grid = np.asarray(distribution.validation_grid(ESS_TILT_BETAS), dtype=np.float64)
     ess = np.array(
@@ -348,6 +358,8 @@ def ess_tilted(
             for b in grid
         ]
     )
+    if cap is not None:
+        ess = np.minimum(ess, cap)
     if not ess.max() > 0:
         raise ValueError("every training weight is zero at every temperature: nothing to tilt by")
     tilt = ESS_TILT_FLOOR + (1.0 - ESS_TILT_FLOOR) * ess / ess.max()
