@@ -168,6 +168,17 @@ def test_switched_weights_sum_to_one_on_both_sides_and_check_their_map() -> None
             else np.where(high_index >= 0, high.log_weights(beta)[0][high_index], -np.inf)
         )
         np.testing.assert_allclose(row, expected)
+    # several temperatures on both sides of the switch in one call, row by row
+    betas = np.array([1.4, 0.2, 0.6, 0.59])
+    np.testing.assert_allclose(
+        weights.log_weights(betas), np.vstack([weights.log_weights(b) for b in betas])
+    )
+    # per-pair queries are checked against low's pairs on both sides of the switch
+    for beta in (0.2, 1.4):
+        with pytest.raises(ValueError, match=r"index must lie in \[0, 29\)"):
+            weights.log_weights_fn(np.array([beta]), np.array([29]))
+        with pytest.raises(ValueError, match="shaped like beta"):
+            weights.log_weights_fn(np.array([beta, beta]), np.array([0]))
     with pytest.raises(ValueError, match="exactly once"):
         SwitchedWeights(low, high, 0.6, np.where(high_index == 1, 2, high_index))
     with pytest.raises(ValueError, match="shape"):

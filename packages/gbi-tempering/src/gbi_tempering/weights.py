@@ -227,6 +227,25 @@ class SNISWeights:
             out[~inside] = self._log_normalizer_exact(beta[~inside])[0]
         return out
 
+    def _checked_query(self, beta: object, index: object) -> tuple[np.ndarray, np.ndarray]:
+        """``(beta, index)`` of a per-pair query, checked against this set of pairs;
+        beta clipped onto ``beta_range`` (it may overshoot it by rounding only)."""
+        beta = _as_beta(beta)
+        index = np.asarray(index)
+        if index.shape != beta.shape or not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(
+                f"index must be an integer array shaped like beta {beta.shape}, got "
+                f"{index.dtype} {index.shape}"
+            )
+        if index.size and (index.min() < 0 or index.max() >= self.n):
+            raise ValueError(f"index must lie in [0, {self.n}), got {index.min()}..{index.max()}")
+        low, high = self.beta_range
+        if np.any(beta < low * (1 - 1e-12)) or np.any(beta > high * (1 + 1e-12)):
+            raise ValueError(
+                f"beta must lie in beta_range {self.beta_range}, got {beta.min()}..{beta.max()}"
+            )
+        return np.clip(beta, low, high), index
+
     def log_weights_fn(self, beta: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Log normalized weight of pair ``index[j]`` at temperature ``beta[j]``.
 
@@ -245,21 +264,7 @@ class SNISWeights:
         Returns:
             shape (b,), float64.
         """
-        beta = _as_beta(beta)
-        index = np.asarray(index)
-        if index.shape != beta.shape or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(
-                f"index must be an integer array shaped like beta {beta.shape}, got "
-                f"{index.dtype} {index.shape}"
-            )
-        if index.size and (index.min() < 0 or index.max() >= self.n):
-            raise ValueError(f"index must lie in [0, {self.n}), got {index.min()}..{index.max()}")
-        low, high = self.beta_range
-        if np.any(beta < low * (1 - 1e-12)) or np.any(beta > high * (1 + 1e-12)):
-            raise ValueError(
-                f"beta must lie in beta_range {self.beta_range}, got {beta.min()}..{beta.max()}"
-            )
-        beta = np.clip(beta, low, high)
+        beta, index = self._checked_query(beta, index)
         if self.method in ("none", "defensive"):
             raw = beta * self.scores[index] + self.offsets[index] - self._log_z_spline(beta)
             if self.method == "none":
@@ -361,18 +366,19 @@ class SwitchedWeights:
     def log_weights(self, beta: object) -> np.ndarray:
         """Normalized log weights at each beta over ``low``'s kept pairs, shape (B, n)."""
         beta = _as_beta(beta)
-        out = self.low.log_weights(beta)
-        above = beta >= self.beta_switch
-        if above.any():
-            out[above] = -np.inf
+        out = np.full((beta.size, self.n), -np.inf)
+        below = beta < self.beta_switch
+        if below.any():
+            out[below] = self.low.log_weights(beta[below])
+        if not below.all():
             rows = self.high_index >= 0
-            out[np.ix_(above, rows)] = self.high.log_weights(beta[above])[:, self.high_index[rows]]
+            high = self.high.log_weights(beta[~below])
+            out[np.ix_(~below, rows)] = high[:, self.high_index[rows]]
         return out
 
     def log_weights_fn(self, beta: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Log normalized weight of pair ``index[j]`` at ``beta[j]`` (gbi-npe's contract)."""
-        beta = _as_beta(beta)
-        index = np.asarray(index)
+        beta, index = self.low._checked_query(beta, index)
         out = np.full(beta.shape, -np.inf)
         below = beta < self.beta_switch
         if below.any():

@@ -678,7 +678,9 @@ def contrastive_pool(
         scores, offsets=-np.logaddexp(scores, np.log(m)), form=form, **settings
     )
     if config.pool_relative_ess:
-        weights = _switch_to_matched(weights, scores[:: m + 1], m, config, settings, log)
+        # the own-theta row of each x is its matched pair (partners are never its own)
+        pair_of_row = np.where(theta_index == x_index, x_index, -1)
+        weights = _switch_to_matched(weights, scores, pair_of_row, config, settings, log)
     return pool, x_index, weights
 
 
@@ -688,8 +690,8 @@ _SWITCH_GRID = 64
 
 def _switch_to_matched(
     pool_weights: gbi_tempering.SNISWeights,
-    matched_scores: np.ndarray,
-    m: int,
+    pool_scores: np.ndarray,
+    pair_of_row: np.ndarray,
     config: RunConfig,
     settings: dict[str, Any],
     log: Log | None,
@@ -697,9 +699,12 @@ def _switch_to_matched(
     """The pool's weights below the first temperature (on a log grid over the
     range) at which the matched pairs' own weights ``r^(beta - 1)`` reach
     ``config.pool_relative_ess``, theirs from there on; the pool's alone where
-    they never do. ``matched_scores`` (N,) are the own-theta rows' scores
-    (rows ``0, M + 1, 2 (M + 1), ...`` of the pool)."""
-    matched = gbi_tempering.SNISWeights(matched_scores, form="nre", **settings)
+    they never do. ``pool_scores`` and ``pair_of_row`` (shape (rows,)) give each
+    pool row's score and, for an own-theta row, the index of its matched pair
+    (every pair has exactly one such row), else -1."""
+    own_rows = np.flatnonzero(pair_of_row >= 0)
+    own_rows = own_rows[np.argsort(pair_of_row[own_rows])]  # ordered by matched pair
+    matched = gbi_tempering.SNISWeights(pool_scores[own_rows], form="nre", **settings)
     grid = np.geomspace(*config.beta_range, _SWITCH_GRID)
     enough = matched.diagnostics(grid, warn=False).relative_ess >= config.pool_relative_ess
     if not enough.any():
@@ -710,12 +715,12 @@ def _switch_to_matched(
             )
         return pool_weights
     beta_switch = float(grid[np.argmax(enough)])
-    rows = np.flatnonzero(pool_weights.kept)  # pool row of each kept pair
-    own = rows % (m + 1) == 0
+    pair = pair_of_row[pool_weights.kept]  # matched pair of each kept pool row, or -1
     matched_position = np.cumsum(matched.kept) - 1
-    high_index = np.full(rows.shape, -1, dtype=np.int64)
-    keep = own & matched.kept[rows // (m + 1)]
-    high_index[keep] = matched_position[rows[keep] // (m + 1)]
+    high_index = np.full(pair.shape, -1, dtype=np.int64)
+    keep = pair >= 0
+    keep[keep] = matched.kept[pair[keep]]
+    high_index[keep] = matched_position[pair[keep]]
     if log is not None:
         log(
             f"contrastive pool: the pool serves beta < {beta_switch:.3g}, the matched pairs "
