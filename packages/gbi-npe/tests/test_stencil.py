@@ -143,3 +143,109 @@ def test_log_prob_at_betas_embeds_x_once_and_matches_log_prob() -> None:
         for g, beta in enumerate(betas):
             context = torch.as_tensor(np.c_[x[:30], np.full(30, beta)])
             torch.testing.assert_close(grid[g], npe.log_prob(inputs, context))
+
+
+def _random_walks(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(-1, 1, size=(n, 2))
+    steps = theta[:, :1, None] + np.exp(theta[:, 1:, None]) * rng.standard_normal((n, 5, 4))
+    return theta, np.cumsum(steps, axis=1).reshape(n, 20)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_an_adopted_x_embedding_keeps_its_standardization_and_is_fixed_unless_trainable(
+    trainable: bool,
+) -> None:
+    from gbi_npe.transforms import Standardize
+
+    theta, x = _random_walks(300, 4)
+    # the source: another network's trained embedding and standardization
+    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
+    torch.nn.init.normal_(source.head.net[-1].weight)
+    standardize = Standardize(20)
+    standardize.set(np.full(20, 0.3), np.full(20, 2.5))
+    npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+    npe.adopt_x_embedding(source, standardize, trainable=trainable)
+    embedding = npe.context_encoder.embedding
+    before = {k: v.clone() for k, v in embedding.state_dict().items()}
+    core_before = [p.detach().clone() for p in npe.core.parameters()]
+    fit(npe, theta, x, 1.0, config=_config())
+    # the training's standardization of x is the adopted one, not refitted from x
+    torch.testing.assert_close(npe.context_encoder.x_standardize.shift, standardize.shift)
+    torch.testing.assert_close(npe.context_encoder.x_standardize.scale, standardize.scale)
+    after = embedding.state_dict()
+    unchanged = [torch.equal(before[k], after[k]) for k in before]
+    assert all(unchanged) != trainable  # fixed: every weight; trainable: some moved
+    assert all(p.requires_grad == trainable for p in embedding.parameters())
+    core_after = list(npe.core.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(core_before, core_after, strict=True))
+    if not trainable:  # the network reads x exactly as the source does
+        u = torch.as_tensor(x[:7])
+        expected = source(standardize(u).to(torch.float32))
+        torch.testing.assert_close(npe.context_encoder.embed_x(u), expected)
+
+
+def test_adopting_an_x_embedding_refuses_what_does_not_fit() -> None:
+    from gbi_npe.transforms import Standardize
+
+    npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+    wider = StencilEmbedding(GRID, OFFSETS, CYCLIC, 16, 2, 3)
+    with pytest.raises(ValueError, match="does not match this estimator's"):
+        npe.adopt_x_embedding(wider, Standardize(20), trainable=False)
+    same = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
+    with pytest.raises(ValueError, match=r"shape \(20,\)"):
+        npe.adopt_x_embedding(same, Standardize(19), trainable=False)
+    plain = make_npe(2, 20, density=SMALL, low=[-1, -1], high=[1, 1], seed=0)
+    with pytest.raises(ValueError, match="identity"):
+        plain.adopt_x_embedding(same, Standardize(20), trainable=False)
+
+
+def test_a_fixed_x_embedding_is_computed_once_per_training_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gbi_npe import LogUniformBeta, TrainConfig
+    from gbi_npe.estimator import ConditionalDensityEstimator
+    from gbi_npe.transforms import Standardize
+
+    theta, x = _random_walks(400, 5)
+    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
+    standardize = Standardize(20)
+    standardize.set(np.zeros(20), np.full(20, 2.0))
+    config = TrainConfig(batch_size=32, max_epochs=3, patience=5, seed=0)
+    log_w = np.random.default_rng(0).normal(size=400)
+
+    def log_weights_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        a = beta[:, None] * log_w[None, :]
+        return beta * log_w[index] - np.log(np.exp(a).sum(axis=1))
+
+    def train(cache: bool) -> tuple[ConditionalDensityEstimator, list, int]:
+        npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+        npe.adopt_x_embedding(source, standardize, trainable=False)
+        calls = []
+        npe.context_encoder.embedding.register_forward_hook(lambda *_: calls.append(1))
+        if not cache:  # the embedding runs in every step, as a trained one would
+            monkeypatch.setattr(ConditionalDensityEstimator, "x_embedding_fixed", False)
+        beta = LogUniformBeta(0.1, 2.0)
+        history = fit(npe, theta, x, beta, log_weights_fn=log_weights_fn, config=config)
+        monkeypatch.undo()
+        return npe, history.train_loss, len(calls)
+
+    cached, cached_loss, cached_calls = train(cache=True)
+    plain, plain_loss, plain_calls = train(cache=False)
+    np.testing.assert_allclose(cached_loss, plain_loss, rtol=1e-4)
+    context = torch.as_tensor(np.c_[x[:9], np.linspace(0.1, 2, 9)])
+    torch.testing.assert_close(
+        cached.log_prob(torch.as_tensor(theta[:9]), context),
+        plain.log_prob(torch.as_tensor(theta[:9]), context),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    steps = 3 * int(np.ceil(0.9 * 400 / 32))  # the validation holds out a tenth or more
+    assert cached_calls < 3 * 2 + 2 < steps <= plain_calls  # once, plus validation per epoch
+    embedded = cached.context_encoder.embed_x(torch.as_tensor(x[:9]))
+    torch.testing.assert_close(
+        cached.log_prob_embedded(
+            torch.as_tensor(theta[:9]), torch.cat([embedded.double(), context[:, -1:]], dim=1)
+        ),
+        cached.log_prob(torch.as_tensor(theta[:9]), context),
+    )

@@ -70,6 +70,20 @@ def test_help_of_every_verb_has_an_example(capsys: pytest.CaptureFixture[str]) -
         (["train", "two_moons", "--nle-contrast", "-1", "--out", "x"], "nle_contrast must be"),
         (["train", "two_moons", "--pair-sampling", "x", "--out", "x"], "invalid choice"),
         (["train", "two_moons", "--beta-sampling", "x", "--out", "x"], "invalid choice"),
+        (["train", "lorenz96", "--posterior-embedding", "x", "--out", "x"], "invalid choice"),
+        (
+            [
+                "train",
+                "lorenz96",
+                "--route",
+                "a",
+                "--posterior-embedding",
+                "surrogate",
+                "--out",
+                "x",
+            ],
+            "needs route 'b-nre'",
+        ),
         (["train", "two_moons", "--ema-decay", "1.5", "--out", "x"], "decay must lie in (0, 1)"),
         (["train", "two_moons", "--ema-decay", "fast", "--out", "x"], "or 'none'"),
         (["simulate", "two_moons", "-n", "-3", "--out", "s.npz"], "-n must be positive"),
@@ -238,9 +252,12 @@ def test_train_compile_and_beta_sampling_flags_reach_the_run(monkeypatch) -> Non
                 "--compile",
                 "--beta-sampling",
                 "distribution",
+                "--posterior-embedding",
+                "surrogate",
             ]
         )
     assert seen["compile"] is True and seen["beta_sampling"] == "distribution"
+    assert seen["posterior_embedding"] == "surrogate"
     seen.clear()
     with pytest.raises(SystemExit):
         main(["train", "two_moons", "--out", "unused"])

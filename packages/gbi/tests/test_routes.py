@@ -951,3 +951,49 @@ def test_route_a_warns_when_its_pairs_near_beta_1_leave_the_simulations(
     assert synthesis["pairs_near_beta_1"] >= routes.MIN_CHECK_PAIRS
     assert synthesis["x_outside_near_beta_1"] > 0.9
     assert "fall outside the simulations' central 99 % range" in capsys.readouterr().err
+
+
+def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path) -> None:
+    import torch
+
+    for bad, match in [
+        ({"posterior_embedding": "nre"}, "posterior_embedding must be one of"),
+        ({"posterior_embedding": "surrogate", "route": "b-nle"}, "needs route 'b-nre'"),
+        ({"posterior_embedding": "surrogate", "embedding": "identity"}, "needs an x embedding"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            RunConfig("lorenz96", **bad)
+    with pytest.raises(ValueError, match="use embedding='mlp'"):  # 'auto' finds no stencil
+        gbi.train("two_moons", posterior_embedding="surrogate", simulations=100, verbose=False)
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    own = gbi.train("lorenz96", out=tmp_path / "own", **kwargs, **TINY)
+    runs = {
+        choice: gbi.train(
+            "lorenz96",
+            out=tmp_path / choice,
+            reuse=tmp_path / "own",
+            posterior_embedding=choice,
+            **kwargs,
+            **TINY,
+        )
+        for choice in ("surrogate", "surrogate-init")
+    }
+    nre = gbi_surrogates.load_surrogate(tmp_path / "own" / "surrogate_nre.safetensors")
+    source = nre.network.embedding.state_dict()
+    for choice, result in [("own", own), *runs.items()]:
+        encoder = result.posterior.estimator.context_encoder
+        mine = encoder.embedding.state_dict()
+        same = all(torch.equal(mine[k], source[k]) for k in source)
+        assert same == (choice == "surrogate"), choice
+        # the x standardization is the NRE's unless the network learns its own
+        adopted = torch.equal(encoder.x_standardize.scale, nre.network.standardize.x.scale)
+        assert adopted == (choice != "own"), choice
+        assert result.report["config"]["posterior_embedding"] == choice
+    # reusing the NRE: only the posterior network was trained again
+    assert runs["surrogate"].report["surrogate"] == own.report["surrogate"]
+    x = gbi_sims.get_task("lorenz96").observation(0).x
+    assert runs["surrogate"].posterior.sample(4, x, 0.5, seed=0).shape == (4, 3)
+    reloaded = gbi.open_run(tmp_path / "surrogate").posterior  # no NRE needed to load
+    np.testing.assert_array_equal(
+        reloaded.sample(4, x, 0.5, seed=0), runs["surrogate"].posterior.sample(4, x, 0.5, seed=0)
+    )

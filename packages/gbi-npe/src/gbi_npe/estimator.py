@@ -97,6 +97,8 @@ class ConditionalDensityEstimator(nn.Module):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.register_buffer("beta_bounds", torch.full((2,), math.nan, dtype=torch.float64))
         self.pieces = nn.ModuleList()
+        # set by ``adopt_x_embedding``: x's standardization is not refitted
+        self._x_standardization_adopted = False
 
     # -- facts -------------------------------------------------------------------------
     @property
@@ -115,6 +117,14 @@ class ConditionalDensityEstimator(nn.Module):
     def is_fitted(self) -> bool:
         """True once the standardization has been set (by a first ``fit``)."""
         return bool(self.fitted)
+
+    @property
+    def x_embedding_fixed(self) -> bool:
+        """True when x's embedding has weights and none of them trains (an
+        adopted embedding, ``adopt_x_embedding(..., trainable=False)``): a
+        beta-conditioned training then embeds its x once (``log_prob_embedded``)."""
+        params = list(self.context_encoder.embedding.parameters())
+        return bool(params) and not any(p.requires_grad for p in params)
 
     @property
     def beta_range(self) -> tuple[float, float] | None:
@@ -155,7 +165,8 @@ class ConditionalDensityEstimator(nn.Module):
         self.input_transform.standardize.set(*feature_stats(unbounded.cpu().numpy(), weights))
         # A stencil embedding reads x as one quantity on a grid: one shared scale.
         x_stats = shared_feature_stats if self.spec.embedding.kind == "stencil" else feature_stats
-        self.context_encoder.x_standardize.set(*x_stats(context, weights))
+        if not self._x_standardization_adopted:
+            self.context_encoder.x_standardize.set(*x_stats(context, weights))
         encoder = self.context_encoder
         if encoder.beta_standardize is not None:
             if beta_sample is None:
@@ -163,6 +174,50 @@ class ConditionalDensityEstimator(nn.Module):
             features = encoder.raw_beta_features(torch.as_tensor(beta_sample, dtype=torch.float64))
             encoder.beta_standardize.set(*standardization_stats(features.numpy()))
         self.fitted.fill_(True)
+
+    @torch.no_grad()
+    def adopt_x_embedding(
+        self, embedding: nn.Module, x_standardize: nn.Module, *, trainable: bool
+    ) -> None:
+        """Read x as another trained network does: its x embedding and standardization.
+
+        For a network whose x embedding has this estimator's configuration, such
+        as a ratio estimator trained on the same simulations: the embedding's
+        weights and the x standardization (a ``Standardize`` with ``shift``,
+        ``scale`` and ``tail``) are copied, and ``set_standardization`` leaves
+        x's alone from then on. With ``trainable=False`` the embedding's
+        parameters stop requiring gradients: training fits the rest of the
+        network only and runs no backward pass through the embedding. Neither
+        choice is stored with the weights: apply it again to a rebuilt
+        estimator before resuming its training.
+
+        Raises:
+            ValueError: this estimator reads x as it is (identity embedding), or
+                the two embeddings' parameters differ in names or shapes, or the
+                standardizations in width.
+        """
+        target = self.context_encoder.embedding
+        if isinstance(target, nn.Identity):
+            raise ValueError("this estimator reads x as it is (identity): no x embedding to adopt")
+        mine, theirs = target.state_dict(), embedding.state_dict()
+        shapes = {k: tuple(v.shape) for k, v in mine.items()}
+        if shapes != {k: tuple(v.shape) for k, v in theirs.items()}:
+            raise ValueError(
+                "the x embedding to adopt does not match this estimator's: parameters "
+                f"{sorted(theirs)} against {sorted(mine)} (built from another embedding "
+                "configuration?)"
+            )
+        standardize = self.context_encoder.x_standardize
+        stats = [getattr(x_standardize, name, None) for name in ("shift", "scale", "tail")]
+        if any(not torch.is_tensor(v) or v.shape != standardize.shift.shape for v in stats):
+            raise ValueError(
+                f"the x standardization to adopt must hold shift, scale and tail of shape "
+                f"{tuple(standardize.shift.shape)}"
+            )
+        target.load_state_dict(theirs)
+        standardize.set(*(v.detach().cpu().numpy() for v in stats))
+        target.requires_grad_(trainable)
+        self._x_standardization_adopted = True
 
     @torch.no_grad()
     def record_beta_range(self, low: float, high: float) -> None:
@@ -294,6 +349,22 @@ class ConditionalDensityEstimator(nn.Module):
         for encoder, core, rows in self._parts(self._beta_of(context)):
             out[rows] = self._log_prob_features(inputs[rows], encoder(context[rows]), core)
         return out
+
+    def log_prob_embedded(self, inputs: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``log_prob`` for a context whose x is already embedded, with the main weights.
+
+        Args:
+            inputs: shape (b, d).
+            context: shape (b, e + 1): ``context_encoder.embed_x(x)`` (e features)
+                and beta in the last column.
+
+        Returns:
+            shape (b,), float64.
+        """
+        if not self.beta_conditioned:
+            raise ValueError("log_prob_embedded needs a beta-conditioned estimator")
+        h_x = context[:, :-1].to(torch.float32)
+        return self._log_prob_features(inputs, self.context_encoder.with_beta(h_x, context[:, -1]))
 
     def log_prob_at_betas(
         self, inputs: torch.Tensor, x: torch.Tensor, betas: Sequence[float] | np.ndarray

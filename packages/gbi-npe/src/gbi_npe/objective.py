@@ -237,7 +237,9 @@ class ContinuousBetaNLL:
     Args:
         estimator: a beta-conditioned estimator.
         theta: base parameters (N, d), float64, on the estimator's device.
-        x: base observations (N, d_x), float64, same device.
+        x: base observations (N, d_x), float64, same device; or their
+            embeddings (N, e) with a ``log_prob`` that reads embedded x
+            (``estimator.log_prob_embedded``, for a fixed embedding).
         train_index: base indices used for training (n_train,), int.
         distribution: where beta is drawn from.
         log_weights_fn: see ``LogWeightsFn``, or ``None``.
@@ -245,7 +247,7 @@ class ContinuousBetaNLL:
             ``log_weights_fn`` both are uniform).
         log_prob: the ``(inputs, context) -> log q`` the loss calls
             (``estimator.log_prob``, or a compiled version of it:
-            ``gbi_npe.compiling``).
+            ``gbi_npe.compiling``); ``context`` is ``[x, beta]``.
     """
 
     def __init__(

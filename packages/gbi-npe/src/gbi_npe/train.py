@@ -25,6 +25,7 @@ from .config import TrainConfig
 from .estimator import ConditionalDensityEstimator
 from .loop import History, _check_snapshot_args, resolve_device, train_loop
 from .objective import (
+    EVAL_CHUNK,
     ContinuousBetaNLL,
     GridValidationNLL,
     LogWeightsFn,
@@ -239,15 +240,25 @@ def _fit_continuous(
     if config.beta_sampling == "ess" and log_weights_fn is not None:
         cap = None if groups is None else np.unique(groups[train]).size
         train_distribution = ess_tilted(distribution, log_weights_fn, train, cap)
+    # A fixed x embedding is computed once, not in every step (the costly part of
+    # a stencil): the training loss then reads the embedded x.
+    loss_x, loss_log_prob = x_t, estimator.log_prob
+    if estimator.x_embedding_fixed:
+        with torch.no_grad():
+            encoder = estimator.context_encoder
+            loss_x = torch.cat(
+                [encoder.embed_x(x_t[i : i + EVAL_CHUNK]) for i in range(0, n, EVAL_CHUNK)]
+            ).to(torch.float64)
+        loss_log_prob = estimator.log_prob_embedded
     objective = ContinuousBetaNLL(
         estimator,
         theta_t,
-        x_t,
+        loss_x,
         train,
         train_distribution,
         log_weights_fn,
         config.pair_sampling,
-        maybe_compiled(estimator.log_prob, config.compile, "the training loss", device),
+        maybe_compiled(loss_log_prob, config.compile, "the training loss", device),
     )
     validation = None
     if val.size:

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 import gbi_sims
-from gbi.config import BETA_SAMPLINGS, EMBEDDINGS, PAIR_SAMPLINGS, ROUTES, STABILIZATIONS
+from gbi.config import (
+    BETA_SAMPLINGS,
+    EMBEDDINGS,
+    PAIR_SAMPLINGS,
+    POSTERIOR_EMBEDDINGS,
+    ROUTES,
+    STABILIZATIONS,
+)
 
 EXAMPLES = {
     "simulate": "gbi simulate two_moons -n 100000 --seed 0 --out sims.npz",
@@ -126,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "ema_decay",
         "per_temperature",
         "posterior_epochs",
+        "posterior_embedding",
         "compile",
     ):
         value = getattr(args, name)
@@ -402,6 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the range, tilted towards the temperatures the weighted pairs support; "
         "distribution: log-uniform, as in the paper; routes a and auto train on fixed betas "
         "and cannot tilt)",
+    )
+    p.add_argument(
+        "--posterior-embedding",
+        choices=POSTERIOR_EMBEDDINGS,
+        help="route b-nre, where x is embedded (a stencil or mlp): own (default: the posterior "
+        "network learns its own x embedding), surrogate (the NRE's trained one, fixed: a "
+        "faster training) or surrogate-init (starts from the NRE's and trains on)",
     )
     p.add_argument(
         "--pool-contrast",

@@ -11,6 +11,7 @@ STABILIZATIONS = ("none", "truncate", "psis", "defensive")
 EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
 BETA_SAMPLINGS = ("distribution", "ess")
+POSTERIOR_EMBEDDINGS = ("own", "surrogate", "surrogate-init")
 
 #: settings read by the posterior network's training alone: two runs that differ
 #: only in these share their simulations, surrogates, scores and synthesized
@@ -24,6 +25,7 @@ POSTERIOR_SETTINGS = frozenset(
         "pair_sampling",
         "beta_sampling",
         "posterior_epochs",
+        "posterior_embedding",
     }
 )
 
@@ -85,6 +87,7 @@ LEGACY_SETTINGS = {
     "ema_decay": None,
     "per_temperature": False,
     "posterior_epochs": None,
+    "posterior_embedding": "own",
 }
 
 
@@ -192,6 +195,14 @@ class RunConfig:
             (``gbi_npe.TrainConfig.lr_schedule``); the validation still picks
             the returned weights (per temperature with ``per_temperature``),
             and ``patience`` epochs without progress still end it sooner.
+        posterior_embedding: how Route B-NRE's posterior network reads x where
+            x is embedded (``embedding`` ``"mlp"`` or ``"stencil"``): ``"own"``
+            (default: it learns its own embedding), ``"surrogate"`` (the NRE's
+            trained embedding and x standardization, kept fixed: the posterior
+            network trains its flow alone, with no backward pass through the
+            embedding) or ``"surrogate-init"`` (starts from the NRE's and
+            trains on). The NRE's embedding is trained to tell (theta, x)
+            pairs from shuffled ones, so it keeps what in x bears on theta.
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -240,6 +251,7 @@ class RunConfig:
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
     posterior_epochs: int | None = None
+    posterior_embedding: str = "own"
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -319,6 +331,22 @@ class RunConfig:
             raise ValueError(
                 "beta_sampling='ess' needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' "
                 f"train on pairs with a fixed beta each), got route {self.route!r}"
+            )
+        if self.posterior_embedding not in POSTERIOR_EMBEDDINGS:
+            raise ValueError(
+                f"posterior_embedding must be one of {', '.join(POSTERIOR_EMBEDDINGS)}; "
+                f"got {self.posterior_embedding!r}"
+            )
+        if self.posterior_embedding != "own" and self.route != "b-nre":
+            raise ValueError(
+                f"posterior_embedding={self.posterior_embedding!r} needs route 'b-nre' (it "
+                f"reuses the NRE's x embedding), got route {self.route!r}"
+            )
+        if self.posterior_embedding != "own" and self.embedding == "identity":
+            raise ValueError(
+                f"posterior_embedding={self.posterior_embedding!r} needs an x embedding to "
+                "share, but embedding='identity' reads x as it is: use 'mlp', 'stencil' or "
+                "'auto' (a stencil where the task has one)"
             )
         if self.simulations < 20:
             raise ValueError(f"simulations must be at least 20, got {self.simulations}")

@@ -105,6 +105,12 @@ def embedding_config(
     if kind == "auto":
         kind = "stencil" if problem.x_stencil is not None else "identity"
     if kind == "identity":
+        if config.posterior_embedding != "own":
+            raise ValueError(
+                f"posterior_embedding={config.posterior_embedding!r} needs an x embedding to "
+                f"share, but {problem.name} has no stencil and embedding='auto' reads its x as "
+                "it is: use embedding='mlp'"
+            )
         return gbi_npe.EmbeddingConfig()
     if kind == "mlp":
         return gbi_npe.EmbeddingConfig(
@@ -495,8 +501,12 @@ def fit_posterior(
     *,
     embedding: gbi_npe.EmbeddingConfig,
     run: RunDirectory | None = None,
+    x_reader: tuple[Any, Any] | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     """Build the posterior network and train it with ``fit_fn(npe, train_config, **snapshot)``.
+
+    ``x_reader`` (an x embedding and its x standardization, ``surrogate_x_reader``)
+    is adopted by the network before training (``config.posterior_embedding``).
 
     With a run directory, ``snapshot`` names ``POSTERIOR_SNAPSHOT`` there
     (``gbi_npe.fit``'s ``snapshot`` and ``snapshot_seconds``): the training
@@ -506,7 +516,7 @@ def fit_posterior(
     log = log or (lambda _: None)
 
     def build() -> gbi_npe.ConditionalDensityEstimator:
-        return gbi_npe.make_npe(
+        npe = gbi_npe.make_npe(
             problem.theta_dim,
             x_dim,
             density=_density(config),
@@ -515,6 +525,10 @@ def fit_posterior(
             high=problem.high,
             seed=derive_seed(config.seed, "npe-init") % (2**31),
         )
+        if x_reader is not None:  # before a snapshot loads: its optimizer skips fixed weights
+            trainable = config.posterior_embedding == "surrogate-init"
+            npe.adopt_x_embedding(*x_reader, trainable=trainable)
+        return npe
 
     tc = train_config(config, "npe", config.posterior_epochs or config.max_epochs, progress)
     start = time.perf_counter()
@@ -756,9 +770,22 @@ def route_b(
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **extra, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
+    x_reader = surrogate_x_reader(model, config) if kind == "nre" else None
+    if x_reader is not None:
+        fixed = "fixed" if config.posterior_embedding == "surrogate" else "trained on"
+        log(f"the posterior network reads x with the NRE's embedding ({fixed})")
     log(f"training the beta-conditioned NPE (route b-{kind}, {what}{weights.n} weighted pairs)")
     posterior, report["npe"] = fit_weighted_posterior(
-        problem, pairs, weights, config, progress, log, groups=groups, embedding=embedding, run=run
+        problem,
+        pairs,
+        weights,
+        config,
+        progress,
+        log,
+        groups=groups,
+        embedding=embedding,
+        run=run,
+        x_reader=x_reader,
     )
     return posterior
 
@@ -774,11 +801,13 @@ def fit_weighted_posterior(
     *,
     embedding: gbi_npe.EmbeddingConfig,
     run: RunDirectory | None = None,
+    x_reader: tuple[Any, Any] | None = None,
 ) -> tuple[gbi_npe.Posterior, dict[str, Any]]:
     """The NPE on the kept base pairs, beta drawn log-uniformly, SNIS weights per beta.
 
     ``groups`` (one label per pair) keeps pairs with one label on one side of
-    the validation split; ``run`` keeps the training's snapshots (``fit_posterior``).
+    the validation split; ``run`` keeps the training's snapshots and
+    ``x_reader`` is the x embedding to adopt (``fit_posterior``).
     """
     kept = weights.kept
     beta_dist = gbi_npe.LogUniformBeta(*config.beta_range)
@@ -796,8 +825,25 @@ def fit_weighted_posterior(
         )
 
     return fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_fn, log, embedding=embedding, run=run
+        problem,
+        base.x.shape[1],
+        config,
+        progress,
+        fit_fn,
+        log,
+        embedding=embedding,
+        run=run,
+        x_reader=x_reader,
     )
+
+
+def surrogate_x_reader(model: Any, config: RunConfig) -> tuple[Any, Any] | None:
+    """The NRE's trained x embedding and x standardization, for a posterior network
+    that reads x as the NRE does (``config.posterior_embedding``); None for ``"own"``."""
+    if config.posterior_embedding == "own":
+        return None
+    network = model.network
+    return network.embedding, network.standardize.x
 
 
 def route_a(
