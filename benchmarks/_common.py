@@ -191,7 +191,10 @@ def downstream_settings_differing(
     if not (folder / "config.json").is_file():
         return None
     stored = read_config(folder / "config.json")
-    wanted = gbi.RunConfig(problem=stored["problem"], **identity, **settings)
+    problem = gbi.make_problem(stored["problem"], **identity.get("task_options", {}))
+    wanted, _ = gbi.api.resolve_config(
+        gbi.RunConfig(problem=stored["problem"], **identity, **settings), problem
+    )
     differing = config_differences(
         stored, wanted.to_dict(), LEGACY_SETTINGS, wanted.unread_settings
     )

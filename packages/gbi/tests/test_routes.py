@@ -956,6 +956,14 @@ def test_route_a_warns_when_its_pairs_near_beta_1_leave_the_simulations(
 def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path) -> None:
     import torch
 
+    # the default: the NRE's embedding for route b-nre where x is embedded, else its own
+    assert RunConfig("lorenz96", embedding="stencil").posterior_embedding == "surrogate"
+    assert RunConfig("lorenz96", embedding="identity").posterior_embedding == "own"
+    assert RunConfig("lorenz96", route="b-nle", embedding="stencil").posterior_embedding == "own"
+    assert RunConfig("lorenz96").posterior_embedding is None  # 'auto': the problem decides
+    for task, chosen in (("lorenz96", "surrogate"), ("two_moons", "own")):
+        config, _ = gbi.api.resolve_config(RunConfig(task), gbi.make_problem(task))
+        assert config.posterior_embedding == chosen
     for bad, match in [
         ({"posterior_embedding": "nre"}, "posterior_embedding must be one of"),
         ({"posterior_embedding": "surrogate", "route": "b-nle"}, "needs route 'b-nre'"),
@@ -966,17 +974,17 @@ def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path
     with pytest.raises(ValueError, match="use embedding='mlp'"):  # 'auto' finds no stencil
         gbi.train("two_moons", posterior_embedding="surrogate", simulations=100, verbose=False)
     kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
-    own = gbi.train("lorenz96", out=tmp_path / "own", **kwargs, **TINY)
+    own = gbi.train("lorenz96", out=tmp_path / "own", posterior_embedding="own", **kwargs, **TINY)
     runs = {
-        choice: gbi.train(
+        choice or "surrogate": gbi.train(
             "lorenz96",
-            out=tmp_path / choice,
+            out=tmp_path / (choice or "default"),
             reuse=tmp_path / "own",
             posterior_embedding=choice,
             **kwargs,
             **TINY,
         )
-        for choice in ("surrogate", "surrogate-init")
+        for choice in (None, "surrogate-init")  # None: the default, resolved
     }
     nre = gbi_surrogates.load_surrogate(tmp_path / "own" / "surrogate_nre.safetensors")
     source = nre.network.embedding.state_dict()
@@ -993,7 +1001,7 @@ def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path
     assert runs["surrogate"].report["surrogate"] == own.report["surrogate"]
     x = gbi_sims.get_task("lorenz96").observation(0).x
     assert runs["surrogate"].posterior.sample(4, x, 0.5, seed=0).shape == (4, 3)
-    reloaded = gbi.open_run(tmp_path / "surrogate").posterior  # no NRE needed to load
+    reloaded = gbi.open_run(tmp_path / "default").posterior  # no NRE needed to load
     np.testing.assert_array_equal(
         reloaded.sample(4, x, 0.5, seed=0), runs["surrogate"].posterior.sample(4, x, 0.5, seed=0)
     )

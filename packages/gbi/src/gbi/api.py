@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -12,7 +13,13 @@ from typing import Any
 
 import gbi_npe
 from gbi import routes
-from gbi.config import DOWNSTREAM_SETTINGS, LEGACY_SETTINGS, UPSTREAM_STAGES, RunConfig
+from gbi.config import (
+    DEFAULT_POSTERIOR_EMBEDDING,
+    DOWNSTREAM_SETTINGS,
+    LEGACY_SETTINGS,
+    UPSTREAM_STAGES,
+    RunConfig,
+)
 from gbi.problem import Problem, make_problem
 from gbi.rundir import RunConfigMismatch, RunDirectory
 from gbi.simulation import simulate_base_set
@@ -114,7 +121,7 @@ def train(
     if reuse is not None and out is None:
         raise ValueError("reuse needs out: the run directory that takes the stages over")
     # resolved once, before simulating: a stencil that does not fit x fails now
-    embedding = routes.embedding_config(config, prob, prob.task.x_dim if prob.builtin else None)
+    config, embedding = resolve_config(config, prob)
     if progress is None:
         progress = sys.stderr.isatty()
     log = _log_fn(verbose)
@@ -136,6 +143,29 @@ def train(
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))
             return TrainingResult(posterior, run.load_json("report.json"), run.path)
     return _run(prob, config, embedding, run, executor, progress, log)
+
+
+def resolve_config(
+    config: RunConfig, problem: Problem
+) -> tuple[RunConfig, gbi_npe.EmbeddingConfig]:
+    """How the run reads x, and its configuration with what depends on that resolved.
+
+    ``embedding="auto"`` becomes the problem's stencil or x itself, and an unset
+    ``posterior_embedding`` becomes ``"surrogate"`` for route b-nre where x is
+    embedded and ``"own"`` where it is read as it is (``RunConfig``); ``train``
+    stores the configuration returned.
+
+    Raises:
+        ValueError: a stencil that does not fit the problem's x, or an x
+            embedding to share where the problem's x is read as it is.
+    """
+    embedding = routes.embedding_config(
+        config, problem, problem.task.x_dim if problem.builtin else None
+    )
+    if config.posterior_embedding is None:
+        chosen = "own" if embedding.kind == "identity" else DEFAULT_POSTERIOR_EMBEDDING
+        config = dataclasses.replace(config, posterior_embedding=chosen)
+    return config, embedding
 
 
 def _reuse_hint(out: str | os.PathLike[str], refused: RunConfigMismatch) -> str:

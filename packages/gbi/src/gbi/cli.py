@@ -414,9 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--posterior-embedding",
         choices=POSTERIOR_EMBEDDINGS,
-        help="route b-nre, where x is embedded (a stencil or mlp): own (default: the posterior "
-        "network learns its own x embedding), surrogate (the NRE's trained one, fixed: a "
-        "faster training) or surrogate-init (starts from the NRE's and trains on)",
+        help="route b-nre, where x is embedded (a stencil or mlp): surrogate (default: the "
+        "NRE's trained x embedding, fixed; a faster training), surrogate-init (starts from "
+        "the NRE's and trains on) or own (the posterior network learns its own)",
     )
     p.add_argument(
         "--pool-contrast",

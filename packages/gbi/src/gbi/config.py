@@ -12,6 +12,8 @@ EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
 BETA_SAMPLINGS = ("distribution", "ess")
 POSTERIOR_EMBEDDINGS = ("own", "surrogate", "surrogate-init")
+#: ``posterior_embedding`` of route b-nre where x is embedded, unless set
+DEFAULT_POSTERIOR_EMBEDDING = "surrogate"
 
 #: settings read by the posterior network's training alone: two runs that differ
 #: only in these share their simulations, surrogates, scores and synthesized
@@ -203,6 +205,10 @@ class RunConfig:
             embedding) or ``"surrogate-init"`` (starts from the NRE's and
             trains on). The NRE's embedding is trained to tell (theta, x)
             pairs from shuffled ones, so it keeps what in x bears on theta.
+            None (default): ``"surrogate"`` for route ``b-nre`` where x is
+            embedded, ``"own"`` otherwise (``embedding="auto"`` is resolved
+            with the problem, by ``gbi.train``: ``resolve_config``); the
+            stored configuration holds the resolved value.
         auto_grid: temperatures on which ``auto`` checks the weights.
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
@@ -251,7 +257,7 @@ class RunConfig:
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
     posterior_epochs: int | None = None
-    posterior_embedding: str = "own"
+    posterior_embedding: str | None = None
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
@@ -332,17 +338,26 @@ class RunConfig:
                 "beta_sampling='ess' needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' "
                 f"train on pairs with a fixed beta each), got route {self.route!r}"
             )
-        if self.posterior_embedding not in POSTERIOR_EMBEDDINGS:
+        if self.posterior_embedding is None:
+            # left None for route b-nre with embedding 'auto': ``resolve_config``
+            if self.route != "b-nre" or self.embedding == "identity":
+                object.__setattr__(self, "posterior_embedding", "own")
+            elif self.embedding != "auto":
+                object.__setattr__(self, "posterior_embedding", DEFAULT_POSTERIOR_EMBEDDING)
+        if (
+            self.posterior_embedding is not None
+            and self.posterior_embedding not in POSTERIOR_EMBEDDINGS
+        ):
             raise ValueError(
                 f"posterior_embedding must be one of {', '.join(POSTERIOR_EMBEDDINGS)}; "
                 f"got {self.posterior_embedding!r}"
             )
-        if self.posterior_embedding != "own" and self.route != "b-nre":
+        if self.posterior_embedding not in (None, "own") and self.route != "b-nre":
             raise ValueError(
                 f"posterior_embedding={self.posterior_embedding!r} needs route 'b-nre' (it "
                 f"reuses the NRE's x embedding), got route {self.route!r}"
             )
-        if self.posterior_embedding != "own" and self.embedding == "identity":
+        if self.posterior_embedding not in (None, "own") and self.embedding == "identity":
             raise ValueError(
                 f"posterior_embedding={self.posterior_embedding!r} needs an x embedding to "
                 "share, but embedding='identity' reads x as it is: use 'mlp', 'stencil' or "

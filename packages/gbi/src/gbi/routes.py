@@ -105,7 +105,7 @@ def embedding_config(
     if kind == "auto":
         kind = "stencil" if problem.x_stencil is not None else "identity"
     if kind == "identity":
-        if config.posterior_embedding != "own":
+        if config.posterior_embedding not in (None, "own"):
             raise ValueError(
                 f"posterior_embedding={config.posterior_embedding!r} needs an x embedding to "
                 f"share, but {problem.name} has no stencil and embedding='auto' reads its x as "
@@ -840,7 +840,7 @@ def fit_weighted_posterior(
 def surrogate_x_reader(model: Any, config: RunConfig) -> tuple[Any, Any] | None:
     """The NRE's trained x embedding and x standardization, for a posterior network
     that reads x as the NRE does (``config.posterior_embedding``); None for ``"own"``."""
-    if config.posterior_embedding == "own":
+    if config.posterior_embedding in (None, "own"):  # None: unresolved, see RunConfig
         return None
     network = model.network
     return network.embedding, network.standardize.x
