@@ -199,7 +199,7 @@ class RunConfig:
             and ``patience`` epochs without progress still end it sooner.
         posterior_embedding: how Route B-NRE's posterior network reads x where
             x is embedded (``embedding`` ``"mlp"`` or ``"stencil"``): ``"own"``
-            (default: it learns its own embedding), ``"surrogate"`` (the NRE's
+            (it learns its own embedding), ``"surrogate"`` (the NRE's
             trained embedding and x standardization, kept fixed: the posterior
             network trains its flow alone, with no backward pass through the
             embedding) or ``"surrogate-init"`` (starts from the NRE's and
