@@ -960,6 +960,7 @@ def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path
     assert RunConfig("lorenz96", embedding="stencil").posterior_embedding == "surrogate"
     assert RunConfig("lorenz96", embedding="identity").posterior_embedding == "own"
     assert RunConfig("lorenz96", route="b-nle", embedding="stencil").posterior_embedding == "own"
+    assert RunConfig("lorenz96", route="auto", embedding="mlp").posterior_embedding == "surrogate"
     assert RunConfig("lorenz96").posterior_embedding is None  # 'auto': the problem decides
     for task, chosen in (("lorenz96", "surrogate"), ("two_moons", "own")):
         config, _ = gbi.api.resolve_config(RunConfig(task), gbi.make_problem(task))
@@ -1005,3 +1006,10 @@ def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path
     np.testing.assert_array_equal(
         reloaded.sample(4, x, 0.5, seed=0), runs["surrogate"].posterior.sample(4, x, 0.5, seed=0)
     )
+    # route auto trains an NRE too, and its posterior network reads x with it
+    auto = gbi.train("lorenz96", route="auto", out=tmp_path / "auto", **kwargs, **TINY)
+    nre = gbi_surrogates.load_surrogate(tmp_path / "auto" / "surrogate_nre.safetensors")
+    mine = auto.posterior.estimator.context_encoder.embedding.state_dict()
+    source = nre.network.embedding.state_dict()
+    assert all(torch.equal(mine[k], source[k]) for k in source)
+    assert auto.report["config"]["posterior_embedding"] == "surrogate"

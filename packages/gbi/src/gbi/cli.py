@@ -414,9 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--posterior-embedding",
         choices=POSTERIOR_EMBEDDINGS,
-        help="route b-nre, where x is embedded (a stencil or mlp): surrogate (default: the "
-        "NRE's trained x embedding, fixed; a faster training), surrogate-init (starts from "
-        "the NRE's and trains on) or own (the posterior network learns its own)",
+        help="routes b-nre and auto, where x is embedded (a stencil or mlp): surrogate "
+        "(default: the NRE's trained x embedding, fixed; a faster training), surrogate-init "
+        "(starts from the NRE's and trains on) or own (the posterior network learns its own)",
     )
     p.add_argument(
         "--pool-contrast",

@@ -12,8 +12,10 @@ EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
 BETA_SAMPLINGS = ("distribution", "ess")
 POSTERIOR_EMBEDDINGS = ("own", "surrogate", "surrogate-init")
-#: ``posterior_embedding`` of route b-nre where x is embedded, unless set
+#: ``posterior_embedding`` of the routes that train an NRE, where x is embedded, unless set
 DEFAULT_POSTERIOR_EMBEDDING = "surrogate"
+#: the routes that train an NRE (whose x embedding the posterior network can adopt)
+_NRE_ROUTES = ("b-nre", "auto")
 
 #: settings read by the posterior network's training alone: two runs that differ
 #: only in these share their simulations, surrogates, scores and synthesized
@@ -197,7 +199,8 @@ class RunConfig:
             (``gbi_npe.TrainConfig.lr_schedule``); the validation still picks
             the returned weights (per temperature with ``per_temperature``),
             and ``patience`` epochs without progress still end it sooner.
-        posterior_embedding: how Route B-NRE's posterior network reads x where
+        posterior_embedding: how the posterior network of the routes that train
+            an NRE (``b-nre`` and ``auto``) reads x where
             x is embedded (``embedding`` ``"mlp"`` or ``"stencil"``): ``"own"``
             (it learns its own embedding), ``"surrogate"`` (the NRE's
             trained embedding and x standardization, kept fixed: the posterior
@@ -205,8 +208,8 @@ class RunConfig:
             embedding) or ``"surrogate-init"`` (starts from the NRE's and
             trains on). The NRE's embedding is trained to tell (theta, x)
             pairs from shuffled ones, so it keeps what in x bears on theta.
-            None (default): ``"surrogate"`` for route ``b-nre`` where x is
-            embedded, ``"own"`` otherwise (``embedding="auto"`` is resolved
+            None (default): ``"surrogate"`` for routes ``b-nre`` and ``auto``
+            where x is embedded, ``"own"`` otherwise (``embedding="auto"`` is resolved
             with the problem, by ``gbi.train``: ``resolve_config``); the
             stored configuration holds the resolved value.
         auto_grid: temperatures on which ``auto`` checks the weights.
@@ -340,7 +343,7 @@ class RunConfig:
             )
         if self.posterior_embedding is None:
             # left None for route b-nre with embedding 'auto': ``resolve_config``
-            if self.route != "b-nre" or self.embedding == "identity":
+            if self.route not in _NRE_ROUTES or self.embedding == "identity":
                 object.__setattr__(self, "posterior_embedding", "own")
             elif self.embedding != "auto":
                 object.__setattr__(self, "posterior_embedding", DEFAULT_POSTERIOR_EMBEDDING)
@@ -352,10 +355,10 @@ class RunConfig:
                 f"posterior_embedding must be one of {', '.join(POSTERIOR_EMBEDDINGS)}; "
                 f"got {self.posterior_embedding!r}"
             )
-        if self.posterior_embedding not in (None, "own") and self.route != "b-nre":
+        if self.posterior_embedding not in (None, "own") and self.route not in _NRE_ROUTES:
             raise ValueError(
-                f"posterior_embedding={self.posterior_embedding!r} needs route 'b-nre' (it "
-                f"reuses the NRE's x embedding), got route {self.route!r}"
+                f"posterior_embedding={self.posterior_embedding!r} needs route 'b-nre' or "
+                f"'auto' (it reuses the NRE's x embedding), got route {self.route!r}"
             )
         if self.posterior_embedding not in (None, "own") and self.embedding == "identity":
             raise ValueError(

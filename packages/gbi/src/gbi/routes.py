@@ -770,10 +770,7 @@ def route_b(
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **extra, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
-    x_reader = surrogate_x_reader(model, config) if kind == "nre" else None
-    if x_reader is not None:
-        fixed = "fixed" if config.posterior_embedding == "surrogate" else "trained on"
-        log(f"the posterior network reads x with the NRE's embedding ({fixed})")
+    x_reader = surrogate_x_reader(model, config, log) if kind == "nre" else None
     log(f"training the beta-conditioned NPE (route b-{kind}, {what}{weights.n} weighted pairs)")
     posterior, report["npe"] = fit_weighted_posterior(
         problem,
@@ -837,11 +834,13 @@ def fit_weighted_posterior(
     )
 
 
-def surrogate_x_reader(model: Any, config: RunConfig) -> tuple[Any, Any] | None:
+def surrogate_x_reader(model: Any, config: RunConfig, log: Log) -> tuple[Any, Any] | None:
     """The NRE's trained x embedding and x standardization, for a posterior network
     that reads x as the NRE does (``config.posterior_embedding``); None for ``"own"``."""
     if config.posterior_embedding in (None, "own"):  # None: unresolved, see RunConfig
         return None
+    fixed = "fixed" if config.posterior_embedding == "surrogate" else "trained on"
+    log(f"the posterior network reads x with the NRE's embedding ({fixed})")
     network = model.network
     return network.embedding, network.standardize.x
 
@@ -973,11 +972,20 @@ def route_auto(
     report["auto"] = decision
     kept = weights.kept
     theta_b, x_b = base.theta[kept], base.x[kept]
+    x_reader = surrogate_x_reader(nre, config, log)
     if not failing.any():
         decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
         log(decision["summary"])
         posterior, report["npe"] = fit_weighted_posterior(
-            problem, base, weights, config, progress, log, embedding=embedding, run=run
+            problem,
+            base,
+            weights,
+            config,
+            progress,
+            log,
+            embedding=embedding,
+            run=run,
+            x_reader=x_reader,
         )
         return posterior
     bad = centers[failing]
@@ -1041,6 +1049,14 @@ def route_auto(
         )
 
     posterior, report["npe"] = fit_posterior(
-        problem, base.x.shape[1], config, progress, fit_rows, log, embedding=embedding, run=run
+        problem,
+        base.x.shape[1],
+        config,
+        progress,
+        fit_rows,
+        log,
+        embedding=embedding,
+        run=run,
+        x_reader=x_reader,
     )
     return posterior
