@@ -367,7 +367,12 @@ class ConditionalDensityEstimator(nn.Module):
         return self._log_prob_features(inputs, self.context_encoder.with_beta(h_x, context[:, -1]))
 
     def log_prob_at_betas(
-        self, inputs: torch.Tensor, x: torch.Tensor, betas: Sequence[float] | np.ndarray
+        self,
+        inputs: torch.Tensor,
+        x: torch.Tensor,
+        betas: Sequence[float] | np.ndarray,
+        *,
+        x_embedded: bool = False,
     ) -> torch.Tensor:
         """log q(inputs | x, beta_g) for every temperature of a grid, x embedded once.
 
@@ -376,7 +381,9 @@ class ConditionalDensityEstimator(nn.Module):
 
         Args:
             inputs: shape (b, d).
-            x: shape (b, x_features).
+            x: shape (b, x_features); with ``x_embedded``, already
+                ``context_encoder.embed_x(x)``, shape (b, e), read with the main
+                weights (no temperature pieces).
             betas: shape (G,), positive.
 
         Returns:
@@ -384,13 +391,15 @@ class ConditionalDensityEstimator(nn.Module):
         """
         if not self.beta_conditioned:
             raise ValueError("log_prob_at_betas needs a beta-conditioned estimator")
+        if x_embedded and self.pieces:
+            raise ValueError("an embedded x is read with the main weights alone: no pieces")
         embedded: dict[int, torch.Tensor] = {}  # x embedded once per set of weights
         rows = []
         for beta in betas:
             beta_col = torch.full((x.shape[0],), float(beta), dtype=torch.float64, device=x.device)
             ((encoder, core, _),) = self._parts(beta_col[:1])
             if id(encoder) not in embedded:
-                embedded[id(encoder)] = encoder.embed_x(x)
+                embedded[id(encoder)] = x.to(torch.float32) if x_embedded else encoder.embed_x(x)
             h = encoder.with_beta(embedded[id(encoder)], beta_col)
             rows.append(self._log_prob_features(inputs, h, core))
         return torch.stack(rows)

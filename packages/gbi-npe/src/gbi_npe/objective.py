@@ -357,9 +357,11 @@ class GridValidationNLL:
     Args:
         estimator: a beta-conditioned estimator.
         theta: validation parameters (n_val, d), on the estimator's device.
-        x: validation observations (n_val, d_x), same device.
+        x: validation observations (n_val, d_x), same device; with
+            ``x_embedded``, their embeddings (``estimator.log_prob_at_betas``).
         grid: temperatures (G,).
         log_weights: unnormalized log weights (G, n_val) (``None``: equal).
+        x_embedded: x is already embedded (a fixed embedding).
     """
 
     def __init__(
@@ -369,10 +371,12 @@ class GridValidationNLL:
         x: torch.Tensor,
         grid: np.ndarray,
         log_weights: np.ndarray | None,
+        x_embedded: bool = False,
     ) -> None:
         self.estimator = estimator
         self.theta = theta
         self.x = x
+        self.x_embedded = x_embedded
         self.grid = np.asarray(grid, dtype=np.float64)
         n_val = theta.shape[0]
         weights = []
@@ -401,7 +405,10 @@ class GridValidationNLL:
         nll = torch.cat(
             [
                 -self.estimator.log_prob_at_betas(
-                    self.theta[i : i + EVAL_CHUNK], self.x[i : i + EVAL_CHUNK], self.grid
+                    self.theta[i : i + EVAL_CHUNK],
+                    self.x[i : i + EVAL_CHUNK],
+                    self.grid,
+                    x_embedded=self.x_embedded,
                 )
                 for i in range(0, n_val, EVAL_CHUNK)
             ],

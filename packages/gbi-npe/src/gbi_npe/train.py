@@ -240,10 +240,11 @@ def _fit_continuous(
     if config.beta_sampling == "ess" and log_weights_fn is not None:
         cap = None if groups is None else np.unique(groups[train]).size
         train_distribution = ess_tilted(distribution, log_weights_fn, train, cap)
-    # A fixed x embedding is computed once, not in every step (the costly part of
-    # a stencil): the training loss then reads the embedded x.
+    # A fixed x embedding is computed once, not in every step and epoch (the costly
+    # part of a stencil): the training and validation losses then read the embedded x.
     loss_x, loss_log_prob = x_t, estimator.log_prob
-    if estimator.x_embedding_fixed:
+    x_embedded = estimator.x_embedding_fixed
+    if x_embedded:
         with torch.no_grad():
             encoder = estimator.context_encoder
             loss_x = torch.cat(
@@ -265,9 +266,10 @@ def _fit_continuous(
         validation = GridValidationNLL(
             estimator,
             theta_t[torch.as_tensor(val, device=device)],
-            x_t[torch.as_tensor(val, device=device)],
+            loss_x[torch.as_tensor(val, device=device)],
             grid,
             None if grid_log_weights is None else grid_log_weights[:, val],
+            x_embedded=x_embedded,
         )
     part_states: dict[int, dict[str, torch.Tensor]] = {}
     history = train_loop(
