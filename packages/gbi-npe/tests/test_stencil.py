@@ -253,3 +253,51 @@ def test_a_fixed_x_embedding_is_computed_once_per_training_with_the_same_result(
         ),
         cached.log_prob(torch.as_tensor(theta[:9]), context),
     )
+
+
+def test_a_training_with_a_fixed_embedding_resumes_to_the_uninterrupted_result(tmp_path) -> None:
+    from gbi_npe import LogUniformBeta, TrainConfig
+    from gbi_npe.transforms import Standardize
+
+    theta, x = _random_walks(300, 6)
+    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
+    standardize = Standardize(20)
+    standardize.set(np.zeros(20), np.full(20, 2.0))
+    config = TrainConfig(batch_size=32, max_epochs=4, patience=5, seed=0)
+    log_w = np.random.default_rng(1).normal(size=300)
+
+    def log_weights_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        a = beta[:, None] * log_w[None, :]
+        return beta * log_w[index] - np.log(np.exp(a).sum(axis=1))
+
+    class Interrupted(Exception):
+        pass
+
+    calls = 0
+
+    def interrupted_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 40:  # in the fourth epoch (9 batches an epoch, a few calls up front)
+            raise Interrupted
+        return log_weights_fn(beta, index)
+
+    def train(weights_fn, **snapshot):
+        npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+        npe.adopt_x_embedding(source, standardize, trainable=False)  # again on resuming
+        beta = LogUniformBeta(0.1, 2.0)
+        history = fit(npe, theta, x, beta, log_weights_fn=weights_fn, config=config, **snapshot)
+        return npe, history
+
+    whole, h_whole = train(log_weights_fn)
+    path = tmp_path / "npe.pt"
+    with pytest.raises(Interrupted):
+        train(interrupted_fn, snapshot=path, snapshot_seconds=0)
+    assert torch.load(path, weights_only=True)["loop"]["epoch"] >= 1
+    resumed, h_resumed = train(log_weights_fn, snapshot=path, snapshot_seconds=0)
+    assert h_resumed.train_loss == h_whole.train_loss
+    assert h_resumed.validation_loss == h_whole.validation_loss
+    for name, tensor in whole.state_dict().items():
+        torch.testing.assert_close(
+            tensor, resumed.state_dict()[name], rtol=0, atol=0, equal_nan=True, msg=name
+        )
