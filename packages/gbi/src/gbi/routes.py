@@ -109,7 +109,8 @@ def embedding_config(
             raise ValueError(
                 f"posterior_embedding={config.posterior_embedding!r} needs an x embedding to "
                 f"share, but {problem.name} has no stencil and embedding='auto' reads its x as "
-                "it is: use embedding='mlp'"
+                "it is: use embedding='mlp' (gbi train --embedding mlp) or "
+                "posterior_embedding='own'"
             )
         return gbi_npe.EmbeddingConfig()
     if kind == "mlp":
