@@ -747,6 +747,9 @@ def network_label(cell: dict[str, Any]) -> str:
         parts.append("per-beta stop")
     if settings.get("beta_sampling") == "ess":
         parts.append("ess beta")
+    embedding = {"surrogate": "NRE's x embedding", "surrogate-init": "NRE's x embedding, tuned"}
+    if settings.get("posterior_embedding") in embedding:
+        parts.append(embedding[settings["posterior_embedding"]])
     return ", ".join(parts) or "plain"
 
 
@@ -770,7 +773,9 @@ def to_markdown(record: dict[str, Any]) -> str:
         "weights, 'per-beta stop' stopped each temperature at its own best epoch, "
         "'ess beta' drew its training temperatures tilted by the weighted pairs' "
         "effective number (all three are today's defaults for routes b-nle and b-nre; "
-        "the first for a and auto), 'plain' none (a cell trained before they became "
+        "the first for a and auto), 'NRE's x embedding' read x through the NRE's "
+        "trained embedding, fixed (today's default for routes b-nre and auto where x "
+        "is embedded: lorenz96), 'plain' none (a cell trained before they became "
         "the defaults). A cell 'adopted from' an experiment is that experiment's run, "
         "made a grid cell once its settings became the defaults (`--adopt TAG`).",
         "",
