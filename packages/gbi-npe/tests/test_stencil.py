@@ -301,3 +301,34 @@ def test_a_training_with_a_fixed_embedding_resumes_to_the_uninterrupted_result(t
         torch.testing.assert_close(
             tensor, resumed.state_dict()[name], rtol=0, atol=0, equal_nan=True, msg=name
         )
+
+
+def test_fixed_rows_with_a_fixed_x_embedding_embed_x_once_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gbi_npe import TrainConfig
+    from gbi_npe.estimator import ConditionalDensityEstimator
+    from gbi_npe.transforms import Standardize
+
+    theta, x = _random_walks(300, 7)
+    beta = np.random.default_rng(2).choice([0.2, 0.7, 1.4], size=300)  # Route A's rows
+    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
+    standardize = Standardize(20)
+    standardize.set(np.zeros(20), np.full(20, 2.0))
+    config = TrainConfig(batch_size=32, max_epochs=3, patience=5, seed=0)
+
+    def train(cache: bool):
+        npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+        npe.adopt_x_embedding(source, standardize, trainable=False)
+        calls = []
+        npe.context_encoder.embedding.register_forward_hook(lambda *_: calls.append(1))
+        if not cache:
+            monkeypatch.setattr(ConditionalDensityEstimator, "x_embedding_fixed", False)
+        history = fit(npe, theta, x, beta, config=config)
+        monkeypatch.undo()
+        return history.train_loss + history.validation_loss, len(calls)
+
+    cached_loss, cached_calls = train(cache=True)
+    plain_loss, plain_calls = train(cache=False)
+    np.testing.assert_allclose(cached_loss, plain_loss, rtol=1e-4)
+    assert cached_calls == 1 and plain_calls > 3 * 8  # once, not in every step and epoch

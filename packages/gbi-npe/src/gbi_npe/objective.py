@@ -143,11 +143,13 @@ def call_log_weights_fn(fn: LogWeightsFn, beta: np.ndarray, index: np.ndarray) -
 
 
 def _nll_in_chunks(
-    estimator: ConditionalDensityEstimator, inputs: torch.Tensor, context: torch.Tensor
+    log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    context: torch.Tensor,
 ) -> torch.Tensor:
     return torch.cat(
         [
-            -estimator.log_prob(inputs[i : i + EVAL_CHUNK], context[i : i + EVAL_CHUNK])
+            -log_prob(inputs[i : i + EVAL_CHUNK], context[i : i + EVAL_CHUNK])
             for i in range(0, inputs.shape[0], EVAL_CHUNK)
         ]
     )
@@ -159,11 +161,14 @@ class WeightedNLL:
     Args:
         estimator: the estimator being trained.
         inputs: shape (N, d), float64, on the estimator's device.
-        context: shape (N, c) (``[x, beta]`` for NPE), float64, same device.
+        context: shape (N, c) (``[x, beta]`` for NPE), float64, same device;
+            with ``x_embedded``, ``[embed_x(x), beta]``.
         log_weights: globally normalized log weights (N,)
             (``normalize_log_weights``).
         log_prob: the ``(inputs, context) -> log q`` the training loss calls
-            (``estimator.log_prob``, or a compiled version of it).
+            (``estimator.log_prob``, or ``estimator.log_prob_embedded`` with
+            ``x_embedded``, or a compiled version of either).
+        x_embedded: the context holds x already embedded (a fixed embedding).
     """
 
     def __init__(
@@ -173,9 +178,11 @@ class WeightedNLL:
         context: torch.Tensor,
         log_weights: np.ndarray,
         log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        x_embedded: bool = False,
     ) -> None:
         self.estimator = estimator
-        self.log_prob = estimator.log_prob if log_prob is None else log_prob
+        self._eval_log_prob = estimator.log_prob_embedded if x_embedded else estimator.log_prob
+        self.log_prob = self._eval_log_prob if log_prob is None else log_prob
         self.inputs = inputs
         self.context = context
         self.weights = torch.as_tensor(np.exp(log_weights), device=inputs.device)
@@ -190,7 +197,7 @@ class WeightedNLL:
     @torch.no_grad()
     def full_loss(self) -> float:
         """``sum_i w~_i l_i`` over all rows."""
-        nll = _nll_in_chunks(self.estimator, self.inputs, self.context)
+        nll = _nll_in_chunks(self._eval_log_prob, self.inputs, self.context)
         keep = self.weights > 0
         return float((self.weights[keep] * nll[keep]).sum())
 

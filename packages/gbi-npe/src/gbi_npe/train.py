@@ -131,6 +131,15 @@ def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=device)
 
 
+@torch.no_grad()
+def _embedded_once(estimator: ConditionalDensityEstimator, x: torch.Tensor) -> torch.Tensor:
+    """``context_encoder.embed_x`` of every row of x (n, d_x), in chunks: (n, e) float64."""
+    encoder = estimator.context_encoder
+    return torch.cat(
+        [encoder.embed_x(x[i : i + EVAL_CHUNK]) for i in range(0, x.shape[0], EVAL_CHUNK)]
+    ).to(torch.float64)
+
+
 def _fit_rows(
     estimator: ConditionalDensityEstimator,
     inputs: np.ndarray,
@@ -157,11 +166,14 @@ def _fit_rows(
         estimator.set_standardization(inputs, x, stats_weights, beta)
     if beta is not None:
         estimator.record_beta_range(float(beta.min()), float(beta.max()))
-
-    log_prob = maybe_compiled(estimator.log_prob, config.compile, "the training loss", device)
+    # a fixed x embedding runs once for all rows (as in ``_fit_continuous``)
+    x_embedded = beta is not None and estimator.x_embedding_fixed
+    x_read = _embedded_once(estimator, _tensor(x, device)).cpu().numpy() if x_embedded else x
+    log_fn = estimator.log_prob_embedded if x_embedded else estimator.log_prob
+    log_prob = maybe_compiled(log_fn, config.compile, "the training loss", device)
 
     def rows(index: np.ndarray, drop_empty: bool) -> WeightedNLL:
-        context = x[index] if beta is None else np.c_[x[index], beta[index]]
+        context = x_read[index] if beta is None else np.c_[x_read[index], beta[index]]
         lw = normalize_log_weights(
             None if log_weights is None else log_weights[index],
             None if beta is None else beta[index],
@@ -169,7 +181,12 @@ def _fit_rows(
             drop_empty=drop_empty,
         )
         return WeightedNLL(
-            estimator, _tensor(inputs[index], device), _tensor(context, device), lw, log_prob
+            estimator,
+            _tensor(inputs[index], device),
+            _tensor(context, device),
+            lw,
+            log_prob,
+            x_embedded=x_embedded,
         )
 
     objective = rows(train, drop_empty=False)
@@ -245,12 +262,7 @@ def _fit_continuous(
     loss_x, loss_log_prob = x_t, estimator.log_prob
     x_embedded = estimator.x_embedding_fixed
     if x_embedded:
-        with torch.no_grad():
-            encoder = estimator.context_encoder
-            loss_x = torch.cat(
-                [encoder.embed_x(x_t[i : i + EVAL_CHUNK]) for i in range(0, n, EVAL_CHUNK)]
-            ).to(torch.float64)
-        loss_log_prob = estimator.log_prob_embedded
+        loss_x, loss_log_prob = _embedded_once(estimator, x_t), estimator.log_prob_embedded
     objective = ContinuousBetaNLL(
         estimator,
         theta_t,
