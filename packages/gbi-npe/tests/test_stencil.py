@@ -152,6 +152,34 @@ def _random_walks(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return theta, np.cumsum(steps, axis=1).reshape(n, 20)
 
 
+def _fixed_source():
+    """Another network's x embedding and x standardization, to adopt."""
+    from gbi_npe.transforms import Standardize
+
+    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
+    standardize = Standardize(20)
+    standardize.set(np.zeros(20), np.full(20, 2.0))
+    return source, standardize
+
+
+def _adopting_npe(source, standardize):
+    """A stencil NPE reading x through ``source``, fixed."""
+    npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
+    npe.adopt_x_embedding(source, standardize, trainable=False)
+    return npe
+
+
+def _global_log_weights_fn(n: int, seed: int):
+    """``log_weights_fn`` of n pairs with random scores s: weights exp(beta s), normalized."""
+    log_w = np.random.default_rng(seed).normal(size=n)
+
+    def log_weights_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        a = beta[:, None] * log_w[None, :]
+        return beta * log_w[index] - np.log(np.exp(a).sum(axis=1))
+
+    return log_weights_fn
+
+
 @pytest.mark.parametrize("trainable", [False, True])
 def test_an_adopted_x_embedding_keeps_its_standardization_and_is_fixed_unless_trainable(
     trainable: bool,
@@ -205,22 +233,14 @@ def test_a_fixed_x_embedding_is_computed_once_per_training_with_the_same_result(
 ) -> None:
     from gbi_npe import LogUniformBeta, TrainConfig
     from gbi_npe.estimator import ConditionalDensityEstimator
-    from gbi_npe.transforms import Standardize
 
     theta, x = _random_walks(400, 5)
-    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
-    standardize = Standardize(20)
-    standardize.set(np.zeros(20), np.full(20, 2.0))
+    source, standardize = _fixed_source()
     config = TrainConfig(batch_size=32, max_epochs=3, patience=5, seed=0)
-    log_w = np.random.default_rng(0).normal(size=400)
-
-    def log_weights_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
-        a = beta[:, None] * log_w[None, :]
-        return beta * log_w[index] - np.log(np.exp(a).sum(axis=1))
+    log_weights_fn = _global_log_weights_fn(400, 0)
 
     def train(cache: bool) -> tuple[ConditionalDensityEstimator, list, int]:
-        npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
-        npe.adopt_x_embedding(source, standardize, trainable=False)
+        npe = _adopting_npe(source, standardize)
         calls = []
         npe.context_encoder.embedding.register_forward_hook(lambda *_: calls.append(1))
         if not cache:  # the embedding runs in every step, as a trained one would
@@ -257,18 +277,11 @@ def test_a_fixed_x_embedding_is_computed_once_per_training_with_the_same_result(
 
 def test_a_training_with_a_fixed_embedding_resumes_to_the_uninterrupted_result(tmp_path) -> None:
     from gbi_npe import LogUniformBeta, TrainConfig
-    from gbi_npe.transforms import Standardize
 
     theta, x = _random_walks(300, 6)
-    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
-    standardize = Standardize(20)
-    standardize.set(np.zeros(20), np.full(20, 2.0))
+    source, standardize = _fixed_source()
     config = TrainConfig(batch_size=32, max_epochs=4, patience=5, seed=0)
-    log_w = np.random.default_rng(1).normal(size=300)
-
-    def log_weights_fn(beta: np.ndarray, index: np.ndarray) -> np.ndarray:
-        a = beta[:, None] * log_w[None, :]
-        return beta * log_w[index] - np.log(np.exp(a).sum(axis=1))
+    log_weights_fn = _global_log_weights_fn(300, 1)
 
     class Interrupted(Exception):
         pass
@@ -283,8 +296,7 @@ def test_a_training_with_a_fixed_embedding_resumes_to_the_uninterrupted_result(t
         return log_weights_fn(beta, index)
 
     def train(weights_fn, **snapshot):
-        npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
-        npe.adopt_x_embedding(source, standardize, trainable=False)  # again on resuming
+        npe = _adopting_npe(source, standardize)  # adopted again on resuming
         beta = LogUniformBeta(0.1, 2.0)
         history = fit(npe, theta, x, beta, log_weights_fn=weights_fn, config=config, **snapshot)
         return npe, history
@@ -308,18 +320,14 @@ def test_fixed_rows_with_a_fixed_x_embedding_embed_x_once_with_the_same_result(
 ) -> None:
     from gbi_npe import TrainConfig
     from gbi_npe.estimator import ConditionalDensityEstimator
-    from gbi_npe.transforms import Standardize
 
     theta, x = _random_walks(300, 7)
     beta = np.random.default_rng(2).choice([0.2, 0.7, 1.4], size=300)  # Route A's rows
-    source = StencilEmbedding(GRID, OFFSETS, CYCLIC, 8, 2, 3)
-    standardize = Standardize(20)
-    standardize.set(np.zeros(20), np.full(20, 2.0))
+    source, standardize = _fixed_source()
     config = TrainConfig(batch_size=32, max_epochs=3, patience=5, seed=0)
 
     def train(cache: bool):
-        npe = make_npe(2, 20, density=SMALL, embedding=STENCIL, low=[-1, -1], high=[1, 1], seed=0)
-        npe.adopt_x_embedding(source, standardize, trainable=False)
+        npe = _adopting_npe(source, standardize)
         calls = []
         npe.context_encoder.embedding.register_forward_hook(lambda *_: calls.append(1))
         if not cache:
