@@ -390,9 +390,26 @@ def sbi_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict
     done = json.loads(path.read_text()) if path.is_file() else {}
     training_file = CELLS_DIR / f"{name}_training.json"
     missing = [o for o in args.observations if _row_key(o, 1.0) not in done]
+    failed = (
+        json.loads(training_file.read_text()).get("failed") if training_file.is_file() else None
+    )
+    if failed:
+        # sbi's training is seeded: the same simulations fail the same way
+        print(f"   sbi's NPE failed before: {failed} (delete {training_file} to retry)")
+        return {"rows": [], "training": json.loads(training_file.read_text())}
     if missing:
         base = gbi.simulate_base_set(gbi.make_problem(task_name), simulations, args.seed)
-        posterior, training = train_sbi_npe(task, base.theta, base.x, args.seed, args.max_epochs)
+        start = time.perf_counter()
+        try:
+            posterior, training = train_sbi_npe(
+                task, base.theta, base.x, args.seed, args.max_epochs
+            )
+        except (ValueError, RuntimeError) as error:  # sbi refuses a non-finite loss
+            reason = str(error).strip().splitlines()[0]
+            training = {"seconds": time.perf_counter() - start, "failed": reason}
+            _atomic_write(training_file, json.dumps(training, indent=1))
+            print(f"   sbi's NPE failed: {reason}", flush=True)
+            return {"rows": [], "training": training}
         _atomic_write(training_file, json.dumps(training, indent=1))
 
         def sample_fn(n, x, beta, seed):
@@ -712,6 +729,7 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
                 r: _median_table(c, list(BETAS)) for r, c in mine.items() if r not in BASELINES
             }
             anchor = _median_table(mine[ANCHOR], [1.0]).get(1.0) if ANCHOR in mine else None
+            anchor_failed = mine.get(ANCHOR, {}).get("training", {}).get("failed")
             for beta in BETAS:
                 scores = {r: t[beta] for r, t in routes.items() if beta in t}
                 if not scores:
@@ -732,6 +750,8 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
                     entry["beats_sbi"] = scores[best] <= anchor
                     n = mine[best]["n"]
                     entry["within_noise_of_sbi"] = scores[best] <= anchor + c2st_tolerance(n)
+                elif beta == 1.0 and anchor_failed:
+                    entry["sbi_failed"] = anchor_failed
                 out.append(entry)
     return out
 
@@ -806,6 +826,9 @@ def to_markdown(record: dict[str, Any]) -> str:
                     route, route
                 )
                 network = "" if route == ANCHOR else network_label(mine[route])
+                failed = mine[route].get("training", {}).get("failed")
+                if failed:
+                    network = f"failed: {failed}"
                 lines.append(
                     f"| {name} | "
                     + " | ".join(cols)
@@ -844,6 +867,8 @@ def to_markdown(record: dict[str, Any]) -> str:
                 else:
                     verdict = "**worse**"
                 anchor = f"{e['sbi_c2st']:.3f} ({verdict})"
+            elif "sbi_failed" in e:
+                anchor = "sbi failed to train"
             lines.append(
                 f"| {e['task']} | {e['simulations']:,} | {e['beta']:g} | {e['best_route']} | "
                 f"{e['best_c2st']:.3f} | {target} | {met} | {anchor} |"

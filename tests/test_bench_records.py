@@ -225,3 +225,43 @@ def test_an_experiment_whose_settings_became_the_defaults_is_adopted_as_the_grid
     assert len(list((tmp_path / "retired").iterdir())) == 1
     with pytest.raises(SystemExit, match="no trained posterior"):
         adopt("ess")  # adopted already
+
+
+def test_an_anchor_that_fails_to_train_is_recorded_not_raised(tmp_path: Path, monkeypatch) -> None:
+    """sbi's NPE stops on a non-finite loss (lorenz96 at 100k): the cell records why."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_accuracy
+
+    monkeypatch.setattr(bench_accuracy, "CELLS_DIR", tmp_path / "cells")
+    (tmp_path / "cells").mkdir()
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise ValueError("NaN/Inf present in NPE loss.\nmore detail")
+
+    monkeypatch.setattr(bench_accuracy, "train_sbi_npe", failing)
+    parser = argparse.ArgumentParser()
+    bench_accuracy.add_arguments(parser)
+    args = parser.parse_args([])
+    cell = bench_accuracy.sbi_cell(args, "two_moons", 20)
+    assert cell["rows"] == [] and cell["training"]["failed"] == "NaN/Inf present in NPE loss."
+    again = bench_accuracy.sbi_cell(args, "two_moons", 20)  # seeded: not retried
+    assert again["training"]["failed"] == cell["training"]["failed"] and len(calls) == 1
+
+    rows = [
+        {"observation": o, "beta": b, "c2st": 0.55, "mmd": 0.0}
+        for o in (0, 1, 2)
+        for b in bench_accuracy.BETAS
+    ]
+    stamp = {"tag": "", "seed": 0, "n": 2000, "commit": "abc", "simulations": 20}
+    record = {
+        "cells": {
+            "two_moons/b-nre/20": {"task": "two_moons", "route": "b-nre", "rows": rows, **stamp},
+            "two_moons/sbi/20": {"task": "two_moons", "route": "sbi", **cell, **stamp},
+        }
+    }
+    (at_one,) = [e for e in bench_accuracy.summarize(record) if e["beta"] == 1.0]
+    assert at_one["sbi_failed"] == "NaN/Inf present in NPE loss." and "sbi_c2st" not in at_one
+    text = bench_accuracy.to_markdown(record)
+    assert "failed: NaN/Inf present in NPE loss." in text and "sbi failed to train" in text
