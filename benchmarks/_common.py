@@ -163,6 +163,13 @@ def trained_run(
         # an experiment downstream of the surrogates: the grid cell's
         # simulations and surrogates serve it as they are
         reuse = untagged
+    lenders = [
+        folder
+        for other in SHARED_SURROGATES.get(route, ())
+        if _lends_stages(
+            folder := RUNS_DIR / run_name(task, other, simulations, seed), identity, settings
+        )
+    ]
     return gbi.train(
         task,
         route=route,
@@ -171,21 +178,37 @@ def trained_run(
         out=out,
         progress=progress,
         task_options=task_options,
-        reuse=reuse,
+        reuse=([reuse] if reuse is not None else []) + lenders or None,
         **settings,
     )
 
 
-def downstream_settings_differing(
+#: the grid cells of other routes whose surrogates a route trains too: route
+#: auto's NRE is route b-nre's and its score model route a's (``gbi.train(reuse=)``
+#: takes them over across routes)
+SHARED_SURROGATES = {"auto": ("b-nre", "a"), "b-nre": ("auto",), "a": ("auto",)}
+
+
+def _lends_stages(folder: Path, identity: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Whether the run in ``folder`` (another route's grid cell) has a finished
+    surrogate that the run asked for (``identity`` and ``settings``) may take over:
+    it differs only in the route and in settings read after the surrogates."""
+    from gbi.config import REUSABLE_ACROSS
+
+    if not any(folder.glob("surrogate_*.json")):
+        return False
+    differing = _settings_differing(folder, identity, settings)
+    return differing is not None and not set(differing) - set(REUSABLE_ACROSS)
+
+
+def _settings_differing(
     folder: Path, identity: dict[str, Any], settings: dict[str, Any]
 ) -> list[str] | None:
-    """The settings read after the surrogates (``gbi.config.DOWNSTREAM_SETTINGS``:
-    the posterior network's, the pool's, ...) in which the run in ``folder``
-    differs from the run asked for (``identity`` and ``settings``, as
-    ``gbi.train`` takes them); None where there is no run or it differs in
-    other settings too."""
+    """The settings in which the run in ``folder`` differs from the run asked for
+    (``identity`` and ``settings``, as ``gbi.train`` takes them); None where
+    there is no run."""
     import gbi
-    from gbi.config import DOWNSTREAM_SETTINGS, LEGACY_SETTINGS
+    from gbi.config import LEGACY_SETTINGS
     from gbi.rundir import config_differences, read_config
 
     if not (folder / "config.json").is_file():
@@ -195,12 +218,24 @@ def downstream_settings_differing(
     wanted, _ = gbi.api.resolve_config(
         gbi.RunConfig(problem=stored["problem"], **identity, **settings), problem
     )
-    differing = config_differences(
-        stored, wanted.to_dict(), LEGACY_SETTINGS, wanted.unread_settings
+    return list(
+        config_differences(stored, wanted.to_dict(), LEGACY_SETTINGS, wanted.unread_settings)
     )
-    if set(differing) - set(DOWNSTREAM_SETTINGS):
+
+
+def downstream_settings_differing(
+    folder: Path, identity: dict[str, Any], settings: dict[str, Any]
+) -> list[str] | None:
+    """The settings read after the surrogates (``gbi.config.DOWNSTREAM_SETTINGS``:
+    the posterior network's, the pool's, ...) in which the run in ``folder``
+    differs from the run asked for; None where there is no run or it differs in
+    other settings too."""
+    from gbi.config import DOWNSTREAM_SETTINGS
+
+    differing = _settings_differing(folder, identity, settings)
+    if differing is None or set(differing) - set(DOWNSTREAM_SETTINGS):
         return None
-    return list(differing)
+    return differing
 
 
 RETIRED_DIR = WORK_DIR / "retired"

@@ -265,3 +265,31 @@ def test_an_anchor_that_fails_to_train_is_recorded_not_raised(tmp_path: Path, mo
     assert at_one["sbi_failed"] == "NaN/Inf present in NPE loss." and "sbi_c2st" not in at_one
     text = bench_accuracy.to_markdown(record)
     assert "failed: NaN/Inf present in NPE loss." in text and "sbi failed to train" in text
+
+
+def test_a_route_auto_cell_takes_over_the_surrogates_of_the_grids_other_routes(
+    work_dir: Path,
+) -> None:
+    """Route auto's NRE is route b-nre's cell's, its score model route a's."""
+    import _common
+
+    tmp_path, runs = work_dir, work_dir / "runs"
+    _common.trained_run("two_moons", "a", 300, progress=False, **TINY)
+    b = _common.trained_run("two_moons", "b-nre", 300, progress=False, **TINY)
+    # a cell of other settings upstream lends nothing
+    _common.trained_run("two_moons", "b-nre", 300, progress=False, seed=1, **TINY)
+    auto = _common.trained_run("two_moons", "auto", 300, progress=False, **TINY)
+    here = runs / _common.run_name("two_moons", "auto", 300)
+    for name, route in (
+        ("surrogate_nre.safetensors", "b-nre"),
+        ("surrogate_score.safetensors", "a"),
+    ):
+        lender = runs / _common.run_name("two_moons", route, 300)
+        assert (here / name).stat().st_ino == (lender / name).stat().st_ino
+    assert auto.report["surrogate"]["history"] == b.report["surrogate"]["history"]
+    assert not (tmp_path / "retired").exists()
+    assert not _common._lends_stages(
+        runs / _common.run_name("two_moons", "b-nre", 300, 1),
+        dict(route="auto", simulations=300, seed=0, task_options={}),
+        TINY,
+    )

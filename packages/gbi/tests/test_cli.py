@@ -353,3 +353,13 @@ def test_train_reuse_and_the_posterior_network_switches(
     report = json.loads((tmp_path / "d" / "report.json").read_text())
     assert report["config"]["posterior_epochs"] == 3
     assert len(report["npe"]["history"]["train_loss"]) == 3
+
+
+def test_train_reuse_repeats_for_several_run_directories() -> None:
+    from gbi.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "two_moons", "--route", "auto", "--out", "o", "--reuse", "b", "--reuse", "a"]
+    )
+    assert args.reuse == ["b", "a"]
+    assert build_parser().parse_args(["train", "two_moons", "--out", "o"]).reuse is None

@@ -1013,3 +1013,49 @@ def test_the_posterior_network_can_read_x_with_the_nres_embedding(tmp_path: Path
     source = nre.network.embedding.state_dict()
     assert all(torch.equal(mine[k], source[k]) for k in source)
     assert auto.report["config"]["posterior_embedding"] == "surrogate"
+
+
+def test_route_auto_reuses_the_nre_of_b_nre_and_the_score_model_of_route_a(
+    tmp_path: Path, monkeypatch
+) -> None:
+    kwargs = {"simulations": 300, "seed": 0, "verbose": False, "progress": False, "device": "cpu"}
+    gbi.train("two_moons", route="b-nre", out=tmp_path / "b", **kwargs, **TINY)
+    gbi.train("two_moons", route="a", out=tmp_path / "a", **kwargs, **TINY)
+    fresh = gbi.train("two_moons", route="auto", out=tmp_path / "fresh", **kwargs, **TINY)
+
+    def trains(*args, **kw):
+        raise AssertionError("a surrogate was trained again")
+
+    monkeypatch.setattr(gbi_surrogates, "fit_nre", trains)
+    monkeypatch.setattr(gbi_surrogates, "fit_score", trains)
+    reused = gbi.train(
+        "two_moons",
+        route="auto",
+        out=tmp_path / "reused",
+        reuse=[tmp_path / "b", tmp_path / "a"],
+        **kwargs,
+        **TINY,
+    )
+    for name, source in (
+        ("surrogate_nre.safetensors", "b"),
+        ("scores_nre.npz", "b"),
+        ("surrogate_score.safetensors", "a"),
+    ):
+        assert (tmp_path / "reused" / name).read_bytes() == (tmp_path / source / name).read_bytes()
+    # the surrogates route auto would train itself: the same run, bit for bit
+    assert (tmp_path / "reused" / "posterior.safetensors").read_bytes() == (
+        tmp_path / "fresh" / "posterior.safetensors"
+    ).read_bytes()
+    assert _canonical(reused.report["weights"]) == _canonical(fresh.report["weights"])
+    # another route's run still has to share the simulations
+    with pytest.raises(RunConfigMismatch, match="simulations: stored 300, now 200"):
+        gbi.train(
+            "two_moons",
+            route="auto",
+            out=tmp_path / "other",
+            reuse=[tmp_path / "a"],
+            **(kwargs | {"simulations": 200}),
+            **TINY,
+        )
+    with pytest.raises(ValueError, match="empty list"):
+        gbi.train("two_moons", route="auto", out=tmp_path / "none", reuse=[], **kwargs, **TINY)

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from gbi.config import (
     DEFAULT_POSTERIOR_EMBEDDING,
     DOWNSTREAM_SETTINGS,
     LEGACY_SETTINGS,
+    REUSABLE_ACROSS,
     UPSTREAM_STAGES,
     RunConfig,
 )
@@ -62,7 +64,7 @@ def train(
     progress: bool | None = None,
     verbose: bool = True,
     task_options: dict[str, Any] | None = None,
-    reuse: str | os.PathLike[str] | None = None,
+    reuse: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     **settings: Any,
 ) -> TrainingResult:
     """Train an amortized posterior of ``problem`` for every beta in ``beta_range``.
@@ -93,7 +95,14 @@ def train(
             ``stabilization`` and Route A's synthesis and ``auto`` settings
             also redo the scores or synthesized pairs they shape. Its
             configuration must equal this run's in every other setting
-            (``gbi.RunConfigMismatch`` otherwise). Needs ``out``.
+            (``gbi.RunConfigMismatch`` otherwise), except the route: a run of
+            another route lends its simulations and the surrogates and scores
+            they share (route auto trains the NRE of route b-nre and the score
+            model of route a, on the same simulations with the same seeds, so
+            taking them over gives the run it would train itself). A list of
+            run directories is read in order; a file comes from the first that
+            holds it (``reuse=["runs/slcp_a", "runs/slcp_b-nre"]`` for route
+            auto trains neither surrogate). Needs ``out``.
         **settings: further ``gbi.RunConfig`` fields (``max_epochs``,
             ``stabilization``, ``flow``, ...).
 
@@ -135,9 +144,9 @@ def train(
             run = RunDirectory(out, stored, LEGACY_SETTINGS, config.unread_settings)
         except RunConfigMismatch as err:
             raise RunConfigMismatch(str(err) + _reuse_hint(out, err), err.differences) from None
-        if reuse is not None:
-            adopted = run.adopt(reuse, UPSTREAM_STAGES, DOWNSTREAM_SETTINGS)
-            log(f"reusing from {reuse}: {', '.join(adopted) or 'nothing new'}")
+        for source in _reuse_sources(reuse):
+            adopted = run.adopt(source, UPSTREAM_STAGES, REUSABLE_ACROSS)
+            log(f"reusing from {source}: {', '.join(adopted) or 'nothing new'}")
         if run.has("posterior.safetensors") and run.has("report.json"):
             log(f"{run.path} holds a finished run: loading it")
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))
@@ -166,6 +175,20 @@ def resolve_config(
         chosen = "own" if embedding.kind == "identity" else DEFAULT_POSTERIOR_EMBEDDING
         config = dataclasses.replace(config, posterior_embedding=chosen)
     return config, embedding
+
+
+def _reuse_sources(
+    reuse: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+) -> list[Path]:
+    """``reuse`` as a list of run directories (one path, or several in order)."""
+    if reuse is None:
+        return []
+    if isinstance(reuse, (str, os.PathLike)):
+        return [Path(reuse)]
+    sources = [Path(r) for r in reuse]
+    if not sources:
+        raise ValueError("reuse is an empty list: give one or more run directories, or None")
+    return sources
 
 
 def _reuse_hint(out: str | os.PathLike[str], refused: RunConfigMismatch) -> str:

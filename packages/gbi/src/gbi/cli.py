@@ -467,12 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reuse",
         metavar="RUN_DIR",
+        action="append",
         help="take over the simulations, surrogates and scores of another run directory "
-        "whose settings differ only in those read after the surrogates: the posterior "
-        "network's (--flow, --ema-decay, --per-temperature, --pair-sampling, "
+        "whose settings differ only in the route or in those read after the surrogates: the "
+        "posterior network's (--flow, --ema-decay, --per-temperature, --pair-sampling, "
         "--beta-sampling, --posterior-epochs) retrain that network alone; --pool-contrast, "
         "--nle-contrast, --stabilization and Route A's synthesis and auto settings also redo "
-        "the scores or synthesized pairs they shape. No surrogate is trained again",
+        "the scores or synthesized pairs they shape. No surrogate is trained again. Repeat "
+        "it to reuse several runs: route auto takes route b-nre's NRE and route a's score "
+        "model (--route auto --reuse RUN_B_NRE --reuse RUN_A)",
     )
     p.add_argument("--recording", help="hodgkin_huxley: an Allen cell id, or 'all'")
 

@@ -57,6 +57,14 @@ DOWNSTREAM_SETTINGS: dict[str, tuple[str, ...]] = {
     "auto_max_k_hat": ("synthesized_auto*",),
 }
 
+#: what may differ between a run and one whose stages it reuses: the downstream
+#: settings, and the route. Every route that trains a surrogate of a kind trains
+#: it the same way (the same simulations, a seed per kind, the same settings), so
+#: route auto's NRE is route b-nre's and its score model route a's; each stage
+#: file is named by what it holds (``surrogate_nre``, ``scores_nre``, ...), and a
+#: file that the route reusing it never reads is left unused.
+REUSABLE_ACROSS: dict[str, tuple[str, ...]] = {**DOWNSTREAM_SETTINGS, "route": ()}
+
 _ROUTE_A_ONLY = frozenset(
     {
         "langevin_steps",
