@@ -52,6 +52,11 @@ NORMAL_IQR = 1.349
 FIGURES_DIR = ROOT / "docs" / "figures"
 
 
+#: a temperature whose weights' relative ESS is below this is collapsed
+#: (``gbi_tempering.SNISWeights``'s default warning threshold)
+COLLAPSED_RELATIVE_ESS = 0.01
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--route",
@@ -444,6 +449,20 @@ def _facts(record: dict[str, Any]) -> list[str]:
                 else "."
             )
         )
+        collapsed = [
+            b
+            for b, e in zip(weights["beta"], weights["relative_ess"], strict=True)
+            if e < COLLAPSED_RELATIVE_ESS
+        ]
+        if collapsed and not record["training"].get("auto"):
+            pairs = COLLAPSED_RELATIVE_ESS * record["arguments"]["simulations"]
+            facts.append(
+                f"**Up to beta = {max(collapsed):g} the weights are collapsed** (relative ESS "
+                f"under {COLLAPSED_RELATIVE_ESS:g}: fewer than {pairs:,.0f} effective pairs): "
+                "the posteriors there are the network's extrapolation from the temperatures "
+                "it could fit, not fits to weighted simulations; route auto (`--route auto`) "
+                "trains on Route A pairs where this happens."
+            )
     dropped = sum(row["predictive_dropped"] for row in record["summary"])
     total = sum(row["predictive_n"] for row in record["summary"])
     facts.append(f"{dropped} of {total} predictive simulations were non-finite and dropped.")

@@ -293,3 +293,22 @@ def test_a_route_auto_cell_takes_over_the_surrogates_of_the_grids_other_routes(
         dict(route="auto", simulations=300, seed=0, task_options={}),
         TINY,
     )
+
+
+@pytest.mark.skipif(not RECORD.is_file(), reason="no stored hh record")
+def test_the_hh_text_says_where_the_weights_collapse(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_hh
+
+    record = json.loads(RECORD.read_text())
+    weights = record["training"]["weights"]
+    weights["beta"], weights["relative_ess"] = [0.1, 0.5, 0.9, 1.0], [0.0, 0.005, 0.7, 1.0]
+    facts = " ".join(bench_hh._facts(record))
+    assert "Up to beta = 0.5 the weights are collapsed" in facts
+    assert "fewer than 100 effective pairs" in facts
+    weights["relative_ess"] = [0.02, 0.3, 0.7, 1.0]
+    assert "collapsed" not in " ".join(bench_hh._facts(record))
+    # route auto trains on Route A pairs there: said once, its own way
+    weights["relative_ess"] = [0.0, 0.005, 0.7, 1.0]
+    record["training"]["auto"] = "Route A pairs for 8 of 16 temperature cells"
+    assert "collapsed" not in " ".join(bench_hh._facts(record))
