@@ -885,6 +885,7 @@ def to_markdown(record: dict[str, Any]) -> str:
 TAG_NOTES = {
     "exact-weights": "exact ratio scores (diag_exact_weights.py)",
     "plain-nre": "an NRE reading raw x (an older session)",
+    "tail50": "x compressed from 50 robust units on, not 3 (gbi_npe.transforms.TAIL_THRESHOLD)",
 }
 
 
