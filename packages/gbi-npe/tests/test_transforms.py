@@ -107,6 +107,31 @@ def test_feature_stats_leaves_ordinary_features_alone():
     assert abs(shift[1] + 2.0) < 0.1 and 0.7 < scale[1] < 0.95
 
 
+def test_the_tail_threshold_can_be_moved_out(monkeypatch):
+    """x of large but physical amplitude stays on its linear scale up to the threshold."""
+    import gbi_npe
+    from gbi_npe.transforms import shared_feature_stats
+
+    values = _heavy()
+    shift, scale, tail = feature_stats(values, tail_threshold=50.0)
+    assert tail[0] == np.inf and tail[1] == 50.0
+    np.testing.assert_array_equal([shift, scale], feature_stats(values)[:2])
+    assert set(shared_feature_stats(values, tail_threshold=50.0)[2]) == {50.0}
+    module = Standardize(2)
+    module.set(shift, scale, tail)
+    z = 40.0  # robust units: linear under 50, compressed to 3 + log(38) under 3
+    y = module(torch.tensor([[0.0, shift[1] + z * scale[1]]], dtype=torch.float64))
+    assert y[0, 1].item() == pytest.approx(z)
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="tail_threshold"):
+            feature_stats(values, tail_threshold=bad)
+        with pytest.raises(ValueError, match="tail_threshold"):
+            gbi_npe.EmbeddingConfig(tail_threshold=bad)
+    # None reads the module's threshold when called
+    monkeypatch.setattr(gbi_npe.transforms, "TAIL_THRESHOLD", 7.0)
+    assert feature_stats(values)[2][1] == 7.0
+
+
 def test_tail_compression_is_a_finite_monotone_bijection():
     values = _heavy()
     module = Standardize(2)

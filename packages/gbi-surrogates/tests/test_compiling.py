@@ -65,3 +65,21 @@ def test_fit_nre_routes_nre_a_batches_through_torch_compile(monkeypatch) -> None
     compiled.clear()
     fit_nre(theta, x, NREConfig(hidden_features=16, variant="nre_b"), train)
     assert compiled == []  # NRE-B's contrast set spans the data set: eager
+
+
+def test_the_nre_compresses_x_from_its_embeddings_tail_threshold() -> None:
+    """x's heavy tail starts where the x embedding says (``EmbeddingConfig.tail_threshold``);
+    theta's keeps the library's threshold."""
+    from gbi_npe import EmbeddingConfig
+
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(-1.0, 1.0, (200, 2))
+    x = theta + 0.2 * rng.normal(size=(200, 2))
+    x[:10, 1] = 10.0 ** rng.uniform(20, 150, 10)  # a few blown-up simulations
+    tails = {}
+    for threshold in (None, 50.0):
+        config = NREConfig(hidden_features=8, embedding=EmbeddingConfig(tail_threshold=threshold))
+        nre, _ = fit_nre(theta, x, config, TrainConfig(max_epochs=1, batch_size=64, seed=0))
+        tails[threshold] = nre.network.standardize.x.tail.tolist()
+        assert not np.isfinite(nre.network.standardize.theta.tail.numpy()).any()
+    assert tails[None] == [np.inf, 3.0] and tails[50.0] == [np.inf, 50.0]

@@ -363,3 +363,18 @@ def test_train_reuse_repeats_for_several_run_directories() -> None:
     )
     assert args.reuse == ["b", "a"]
     assert build_parser().parse_args(["train", "two_moons", "--out", "o"]).reuse is None
+
+
+def test_train_takes_an_x_tail_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gbi.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "lorenz96", "--out", "o", "--x-tail-threshold", "50"]
+    )
+    assert args.x_tail_threshold == 50.0
+    code, _, err = run_in_process(
+        capsys, "train", "two_moons", "--out", str(tmp_path / "r"), "--x-tail-threshold", "-1"
+    )
+    assert code == 2 and "x_tail_threshold must be a finite number > 0" in err

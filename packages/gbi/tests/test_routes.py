@@ -1059,3 +1059,41 @@ def test_route_auto_reuses_the_nre_of_b_nre_and_the_score_model_of_route_a(
         )
     with pytest.raises(ValueError, match="empty list"):
         gbi.train("two_moons", route="auto", out=tmp_path / "none", reuse=[], **kwargs, **TINY)
+
+
+def test_x_tail_threshold_sets_where_both_networks_compress_x(tmp_path: Path) -> None:
+    problem = Problem(low=[-1, -1], high=[1, 1], simulator=_diverging, name="diverging")
+    tails = {}
+    for threshold in (None, 50.0):
+        out = tmp_path / str(threshold)
+        result = gbi.train(
+            problem,
+            simulations=300,
+            out=out,
+            x_tail_threshold=threshold,
+            verbose=False,
+            progress=False,
+            device="cpu",
+            **TINY,
+        )
+        nre = gbi_surrogates.load_surrogate(out / "surrogate_nre.safetensors")
+        npe_tail = result.posterior.estimator.context_encoder.x_standardize.tail.tolist()
+        assert nre.network.standardize.x.tail.tolist() == npe_tail
+        tails[threshold] = npe_tail
+        assert result.report["config"]["x_tail_threshold"] == threshold
+    assert tails == {None: [np.inf, 3.0], 50.0: [np.inf, 50.0]}
+    # the NRE reads x differently: reusing the default run's NRE is refused
+    with pytest.raises(RunConfigMismatch, match="x_tail_threshold"):
+        gbi.train(
+            problem,
+            simulations=300,
+            out=tmp_path / "c",
+            reuse=tmp_path / "None",
+            x_tail_threshold=20.0,
+            verbose=False,
+            progress=False,
+            device="cpu",
+            **TINY,
+        )
+    with pytest.raises(ValueError, match="x_tail_threshold must be a finite number > 0"):
+        RunConfig(problem="two_moons", x_tail_threshold=0.0)

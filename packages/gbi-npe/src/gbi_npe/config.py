@@ -187,6 +187,11 @@ class EmbeddingConfig:
             offsets from its anchor cell, one tuple of ``len(grid)`` ints each
             (e.g. a state's neighbours and the next state of one site).
         cyclic: for ``"stencil"``, which grid axes wrap around (default: none).
+        tail_threshold: robust units past which x's heavy-tailed features
+            (a simulator that sometimes blows up) are compressed
+            logarithmically before any embedding reads them
+            (``gbi_npe.transforms``); ``None``: 3. Only the standardization's
+            fit reads it: a saved model keeps the thresholds it was fitted with.
 
     A stencil embedding (``gbi_npe.StencilEmbedding``) applies one small network to
     every patch of x (the anchor's position along the non-cyclic axes is an
@@ -203,10 +208,17 @@ class EmbeddingConfig:
     grid: tuple[int, ...] = ()
     offsets: tuple[tuple[int, ...], ...] = ()
     cyclic: tuple[bool, ...] = ()
+    tail_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in EMBEDDING_KINDS:
             raise ValueError(f"kind must be one of {EMBEDDING_KINDS}, got {self.kind!r}")
+        if self.tail_threshold is not None and not (
+            math.isfinite(self.tail_threshold) and self.tail_threshold > 0
+        ):
+            raise ValueError(
+                f"tail_threshold must be a finite number > 0 or None, got {self.tail_threshold}"
+            )
         _check_int("hidden_features", self.hidden_features, 1)
         _check_int("num_layers", self.num_layers, 1)
         _check_int("output_features", self.output_features, 1)

@@ -166,7 +166,9 @@ class ConditionalDensityEstimator(nn.Module):
         # A stencil embedding reads x as one quantity on a grid: one shared scale.
         x_stats = shared_feature_stats if self.spec.embedding.kind == "stencil" else feature_stats
         if not self._x_standardization_adopted:
-            self.context_encoder.x_standardize.set(*x_stats(context, weights))
+            self.context_encoder.x_standardize.set(
+                *x_stats(context, weights, tail_threshold=self.spec.embedding.tail_threshold)
+            )
         encoder = self.context_encoder
         if encoder.beta_standardize is not None:
             if beta_sample is None:

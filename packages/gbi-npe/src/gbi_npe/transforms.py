@@ -97,19 +97,21 @@ def standardization_stats(
 
 
 def feature_stats(
-    values: np.ndarray, weights: np.ndarray | None = None
+    values: np.ndarray, weights: np.ndarray | None = None, *, tail_threshold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``standardization_stats`` plus heavy-tail handling: ``(shift, scale, tail)``.
 
     Features whose standard deviation is not finite or exceeds
     ``HEAVY_TAIL_RATIO`` robust scales get ``shift`` = median, ``scale`` =
     IQR / 1.349 (unweighted: a few extreme rows must not set the scale) and
-    ``tail`` = ``TAIL_THRESHOLD``; every other feature gets exactly
+    ``tail`` = ``tail_threshold``; every other feature gets exactly
     ``standardization_stats``'s values and ``tail`` = inf (no compression).
 
     Args:
         values: shape (n, d), finite (magnitudes up to float64's range).
         weights: shape (n,), non-negative, or ``None``.
+        tail_threshold: robust units past which heavy-tailed features are
+            compressed, > 0; ``None``: ``TAIL_THRESHOLD`` (3).
 
     Returns:
         ``(shift, scale, tail)``, each shape (d,), float64.
@@ -129,12 +131,21 @@ def feature_stats(
     heavy = (robust > 0) & ~(np.isfinite(std) & (std <= HEAVY_TAIL_RATIO * robust))
     shift = np.where(heavy, median, shift)
     scale = np.where(heavy, robust, scale)
-    tail = np.where(heavy, TAIL_THRESHOLD, np.inf)
+    tail = np.where(heavy, _tail_threshold(tail_threshold), np.inf)
     return shift, scale, tail
 
 
+def _tail_threshold(value: float | None) -> float:
+    """``value``, checked (> 0, finite), or ``TAIL_THRESHOLD`` for None."""
+    if value is None:
+        return TAIL_THRESHOLD
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"tail_threshold must be a finite number > 0, got {value}")
+    return float(value)
+
+
 def shared_feature_stats(
-    values: np.ndarray, weights: np.ndarray | None = None
+    values: np.ndarray, weights: np.ndarray | None = None, *, tail_threshold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``feature_stats`` of all features pooled into one: the same values for every feature.
 
@@ -146,6 +157,7 @@ def shared_feature_stats(
     Args:
         values: shape (n, d).
         weights: shape (n,), non-negative, or ``None``.
+        tail_threshold: as for ``feature_stats``.
 
     Returns:
         ``(shift, scale, tail)``, each shape (d,), every entry equal.
@@ -158,7 +170,7 @@ def shared_feature_stats(
     values = np.asarray(values, dtype=np.float64)
     n, d = values.shape
     pooled_weights = None if weights is None else np.repeat(np.asarray(weights, np.float64), d)
-    stats = feature_stats(values.reshape(n * d, 1), pooled_weights)
+    stats = feature_stats(values.reshape(n * d, 1), pooled_weights, tail_threshold=tail_threshold)
     return tuple(np.full(d, s[0]) for s in stats)  # type: ignore[return-value]
 
 

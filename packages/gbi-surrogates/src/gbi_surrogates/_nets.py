@@ -102,7 +102,13 @@ class PairStandardize(nn.Module):
         self.x = Standardize(x_features)
 
     def set_from(
-        self, theta: np.ndarray, x: np.ndarray, *, tails: bool = False, shared_x: bool = False
+        self,
+        theta: np.ndarray,
+        x: np.ndarray,
+        *,
+        tails: bool = False,
+        shared_x: bool = False,
+        x_tail_threshold: float | None = None,
     ) -> None:
         """Statistics of training pairs (n, d_theta), (n, d_x); constant columns get scale 1.
 
@@ -111,10 +117,14 @@ class PairStandardize(nn.Module):
         classifier's inputs, wrong where the map must stay affine (the score
         model's coordinates). With ``shared_x`` (and ``tails``) every x feature
         gets one shared shift and scale (for x read by a stencil embedding).
+        ``x_tail_threshold`` is where x's tails start (``feature_stats``).
         """
-        stats = feature_stats if tails else standardization_stats
-        self.theta.set(*stats(theta))
-        self.x.set(*(shared_feature_stats if tails and shared_x else stats)(x))
+        self.theta.set(*(feature_stats if tails else standardization_stats)(theta))
+        if not tails:
+            self.x.set(*standardization_stats(x))
+            return
+        x_stats = shared_feature_stats if shared_x else feature_stats
+        self.x.set(*x_stats(x, tail_threshold=x_tail_threshold))
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(b, d_theta), (b, d_x) -> standardized, float32."""

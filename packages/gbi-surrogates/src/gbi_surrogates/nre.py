@@ -376,7 +376,11 @@ def fit_nre(
         lambda: RatioNetwork(theta_a.shape[1], x_a.shape[1], config), train_config.seed
     )
     network.standardize.set_from(
-        theta_a[train], x_a[train], tails=True, shared_x=config.embedding.kind == "stencil"
+        theta_a[train],
+        x_a[train],
+        tails=True,
+        shared_x=config.embedding.kind == "stencil",
+        x_tail_threshold=config.embedding.tail_threshold,
     )
     network.to(device)
 

@@ -124,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "stabilization",
         "flow",
         "embedding",
+        "x_tail_threshold",
         "chunk_size",
         "nle_contrast",
         "pair_sampling",
@@ -388,6 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=EMBEDDINGS,
         help="how the posterior network reads x (default auto: the task's stencil if it "
         "has one, e.g. lorenz96, else x itself)",
+    )
+    p.add_argument(
+        "--x-tail-threshold",
+        type=float,
+        metavar="T",
+        help="where the posterior network and the NRE start to compress x's heavy-tailed "
+        "features (a simulator that sometimes blows up), in robust units of x (default 3); "
+        "beyond it values are compressed logarithmically",
     )
     p.add_argument("--chunk-size", type=int, help="simulations per saved chunk")
     p.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,13 @@ class RunConfig:
             lorenz96 does) or ``"auto"`` (default: ``"stencil"`` when the
             problem declares one, else ``"identity"``).
         embedding_features: output width of an ``"mlp"`` or ``"stencil"`` embedding.
+        x_tail_threshold: where the posterior network and the NRE start to
+            compress x's heavy-tailed features (a simulator that sometimes
+            blows up, as lorenz96 does), in robust units (median, IQR / 1.349)
+            of x: beyond it values are compressed logarithmically
+            (``gbi_npe.transforms``). None (default): 3. A larger value keeps
+            large but physical values (a trajectory of large amplitude) on their
+            linear scale.
         surrogate_hidden: width of the NLE/NRE/score networks.
         batch_size, learning_rate, max_epochs, patience: training of every network.
             Training stops after ``patience`` epochs without validation progress;
@@ -248,6 +256,7 @@ class RunConfig:
     hidden_features: int = 64
     embedding: str = "auto"
     embedding_features: int = 32
+    x_tail_threshold: float | None = None
     surrogate_hidden: int = 64
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -395,6 +404,16 @@ class RunConfig:
         object.__setattr__(self, "beta_range", (low, high))
         if not 0 < self.learning_rate < 1:
             raise ValueError(f"learning_rate must lie in (0, 1), got {self.learning_rate}")
+        if self.x_tail_threshold is not None and not (
+            isinstance(self.x_tail_threshold, (int, float))
+            and not isinstance(self.x_tail_threshold, bool)
+            and math.isfinite(self.x_tail_threshold)
+            and self.x_tail_threshold > 0
+        ):
+            raise ValueError(
+                "x_tail_threshold must be a finite number > 0 or None, "
+                f"got {self.x_tail_threshold!r}"
+            )
         if not 0 < self.mixing_weight < 1:
             raise ValueError(f"mixing_weight must lie in (0, 1), got {self.mixing_weight}")
         if not 0 < self.langevin_step_scale < 1:

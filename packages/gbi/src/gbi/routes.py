@@ -101,6 +101,15 @@ def embedding_config(
         ValueError: ``"stencil"`` for a problem without ``x_stencil``, or a stencil
             whose grid does not have ``x_dim`` cells.
     """
+    embedding = _embedding_kind(config, problem, x_dim)
+    if config.x_tail_threshold is None:
+        return embedding
+    return dataclasses.replace(embedding, tail_threshold=float(config.x_tail_threshold))
+
+
+def _embedding_kind(
+    config: RunConfig, problem: Problem, x_dim: int | None
+) -> gbi_npe.EmbeddingConfig:
     kind = config.embedding
     if kind == "auto":
         kind = "stencil" if problem.x_stencil is not None else "identity"
