@@ -378,3 +378,37 @@ def test_train_takes_an_x_tail_threshold(
         capsys, "train", "two_moons", "--out", str(tmp_path / "r"), "--x-tail-threshold", "-1"
     )
     assert code == 2 and "x_tail_threshold must be a finite number > 0" in err
+
+
+def test_train_takes_the_pool_check_and_route_auto_pool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gbi.cli import build_parser
+
+    flags = ["--auto-pool", "4", "--pool-max-excess", "1.5"]
+    args = build_parser().parse_args(["train", "slcp", "--route", "auto", "--out", "o", *flags])
+    assert args.auto_pool == 4 and args.pool_max_excess == 1.5
+    # the values reach RunConfig: its checks answer in one line
+    for flag, value, message in (
+        ("--auto-pool", "-1", "auto_pool must be >= 0"),
+        ("--pool-max-excess", "0", "pool_max_excess must be a finite number > 0"),
+        ("--pool-max-excess", "inf", "pool_max_excess must be a finite number > 0"),
+    ):
+        code, _, err = run_in_process(
+            capsys, "train", "two_moons", "--route", "auto", "--out", str(tmp_path / "r"),
+            flag, value,
+        )  # fmt: skip
+        assert code == 2 and message in err, err
+
+
+def test_the_pool_settings_are_read_only_where_a_pool_is_trained() -> None:
+    from gbi import RunConfig
+
+    auto, plain = RunConfig("slcp", route="auto"), RunConfig("slcp")
+    assert auto.uses_pool and auto.auto_pool == 2 and auto.pool_max_excess == 2.0
+    assert "pool_max_excess" not in auto.unread_settings
+    assert not plain.uses_pool and {"pool_max_excess", "auto_pool"} <= plain.unread_settings
+    assert not RunConfig("slcp", route="auto", auto_pool=0).uses_pool
+    assert RunConfig("slcp", pool_contrast=2).uses_pool
+    with pytest.raises(ValueError, match="auto_pool must be an int"):
+        RunConfig("slcp", route="auto", auto_pool=True)

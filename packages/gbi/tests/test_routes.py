@@ -84,8 +84,8 @@ def test_route_end_to_end(route: str, tmp_path: Path) -> None:
 
 def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:
     # A relative-ESS floor of 0.999 (with any k-hat counting as heavy) fails every
-    # temperature cell away from beta = 1, so auto must synthesize Route A pairs
-    # there and keep the weights near 1.
+    # temperature cell away from beta = 1, so auto (no pool tried) must synthesize
+    # Route A pairs there and keep the weights near 1.
     result = gbi.train(
         "two_moons",
         route="auto",
@@ -98,6 +98,7 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
         auto_min_relative_ess=0.999,
         auto_max_k_hat=-1e9,
         auto_grid=6,
+        auto_pool=0,
         **TINY,
     )
     auto = result.report["auto"]
@@ -116,6 +117,101 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
     assert history["n_train"] + history["n_validation"] == n_base + n_synth
     for cell in auto["cells"]:
         assert cell["route"] == ("a" if cell["relative_ess"] < 0.999 else "b-nre")
+
+
+_FAIL_ALL_BUT_ONE = {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1e9, "auto_grid": 6}
+
+
+def test_auto_trains_on_the_nre_pool_where_the_weights_fail_and_the_pool_holds(
+    tmp_path: Path,
+) -> None:
+    result = gbi.train(
+        "two_moons",
+        route="auto",
+        simulations=400,
+        seed=2,
+        out=tmp_path / "auto",
+        verbose=False,
+        progress=False,
+        device="cpu",
+        pool_relative_ess=1.0,  # the pool serves every temperature the matched pairs fail
+        pool_max_excess=50.0,
+        **_FAIL_ALL_BUT_ONE,
+        **TINY,
+    )
+    auto = result.report["auto"]
+    cell_routes = [cell["route"] for cell in auto["cells"]]
+    assert "b-nre pool" in cell_routes and "b-nre" in cell_routes and "a" not in cell_routes
+    assert "contrastive pool (M = 2) holds there" in auto["summary"]
+    excess = auto["pool_excess"]
+    assert excess["beta"][0] == 0.1 and excess["excess"][0] <= 50.0
+    # no score model, no synthesis: the NPE trained on the pool's 3 rows per x
+    assert "score_surrogate" not in result.report and "synthesis" not in result.report
+    assert not (tmp_path / "auto" / "surrogate_score.safetensors").exists()
+    history = result.report["npe"]["history"]
+    assert history["n_train"] + history["n_validation"] == 3 * 400
+    scores = np.load(tmp_path / "auto" / "scores_pool.npz")["scores"]
+    assert scores.shape == (3 * 400,)
+
+
+def test_auto_falls_back_to_route_a_where_the_pool_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exact = gbi_tempering.pool_excess
+
+    def inflated(own, partners, beta):  # a saturated NRE: prior draws over-weighted
+        check = exact(own, partners, beta)
+        return dataclasses.replace(check, excess=check.excess + 10.0)
+
+    monkeypatch.setattr(gbi_tempering, "pool_excess", inflated)
+    messages: list[str] = []
+    monkeypatch.setattr(gbi.api, "_log_fn", lambda verbose: messages.append)
+    result = gbi.train(
+        "two_moons",
+        route="auto",
+        simulations=400,
+        seed=2,
+        out=tmp_path / "auto",
+        progress=False,
+        device="cpu",
+        **_FAIL_ALL_BUT_ONE,
+        **TINY,
+    )
+    auto = result.report["auto"]
+    assert "Route A pairs for" in auto["summary"]
+    assert auto["pool_excess"]["excess"][0] > 2.0
+    assert {cell["route"] for cell in auto["cells"]} == {"a", "b-nre"}
+    assert any("contrastive pool fails the check" in m for m in messages)
+    assert (tmp_path / "auto" / "surrogate_score.safetensors").is_file()
+
+
+def test_a_pool_failing_its_check_on_route_b_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exact = gbi_tempering.pool_excess
+    monkeypatch.setattr(
+        gbi_tempering,
+        "pool_excess",
+        lambda *args: dataclasses.replace(exact(*args), excess=exact(*args).excess + 10.0),
+    )
+    messages: list[str] = []
+    monkeypatch.setattr(gbi.api, "_log_fn", lambda verbose: messages.append)
+    result = gbi.train(
+        "two_moons",
+        simulations=300,
+        out=tmp_path / "run",
+        progress=False,
+        device="cpu",
+        pool_contrast=2,
+        **TINY,
+    )
+    excess = result.report["weights"]["pool_excess"]
+    assert len(excess["beta"]) == len(excess["excess"]) == len(excess["standard_error"])
+    assert excess["beta"][0] == 0.1 and excess["excess"][0] > 2.0
+    assert any(
+        m.startswith("contrastive pool: at beta 0.1 the prior draws carry") for m in messages
+    )
+    assert any(m.startswith("warning: that is more than exp(2)") for m in messages)
 
 
 def test_rerun_reuses_a_finished_run_and_refuses_another_config(tmp_path: Path) -> None:
@@ -612,7 +708,7 @@ def test_contrastive_pool_pairs_each_x_with_its_theta_and_m_others() -> None:
     x = theta + 0.3 * rng.normal(size=(200, 1))
     base = BaseSet(theta=theta, x=x, n_requested=200, n_dropped=0, n_reused=0, seconds=0.0)
     config = RunConfig("two_moons", pool_contrast=4, pool_relative_ess=0.0)
-    pool, groups, weights = routes.contrastive_pool(_GaussianRatio(), base, config)
+    pool, groups, weights, _ = routes.contrastive_pool(_GaussianRatio(), base, config)
     assert pool.theta.shape == (1000, 1) and np.array_equal(groups, np.repeat(np.arange(200), 5))
     np.testing.assert_array_equal(pool.x, x[groups])
     np.testing.assert_array_equal(pool.theta[::5], theta)  # each x's own theta first
@@ -635,7 +731,7 @@ def test_the_pool_hands_over_to_the_matched_pairs_where_their_ess_suffices() -> 
     x = theta + 0.3 * rng.normal(size=(200, 1))
     base = BaseSet(theta=theta, x=x, n_requested=200, n_dropped=0, n_reused=0, seconds=0.0)
     config = RunConfig("two_moons", pool_contrast=4)  # pool_relative_ess 0.5
-    pool, _, weights = routes.contrastive_pool(_GaussianRatio(), base, config)
+    pool, _, weights, _ = routes.contrastive_pool(_GaussianRatio(), base, config)
     s = _GaussianRatio().log_ratio(pool.theta, pool.x)
     matched = gbi_tempering.SNISWeights(s[::5], form="nre")
     grid = np.geomspace(0.1, 2.0, 64)
@@ -690,10 +786,10 @@ def test_an_nle_pool_weights_its_likelihoods_over_the_evidence_like_the_ratio() 
     base = BaseSet(theta=theta, x=x, n_requested=150, n_dropped=0, n_reused=0, seconds=0.0)
     config = RunConfig("two_moons", route="b-nle", pool_contrast=3)
     nle = _GaussianLikelihood()
-    pool, groups, weights = routes.contrastive_pool(
+    pool, groups, weights, _ = routes.contrastive_pool(
         nle, base, config, log_evidence=nle.log_evidence(x)
     )
-    ratio_pool, ratio_groups, ratio_weights = routes.contrastive_pool(
+    ratio_pool, ratio_groups, ratio_weights, _ = routes.contrastive_pool(
         _GaussianRatio(), base, config
     )
     np.testing.assert_array_equal(pool.theta, ratio_pool.theta)

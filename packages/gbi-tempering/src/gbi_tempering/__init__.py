@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from gbi_tempering import langevin
+from gbi_tempering.balance import PoolExcess, pool_excess
 from gbi_tempering.ess import ess, normalize_log_weights, relative_ess
 from gbi_tempering.langevin import LangevinDiagnostics, LangevinInfo, LangevinState, synthesize
 from gbi_tempering.stabilize import METHODS, Stabilized, stabilize
@@ -30,6 +31,7 @@ __all__ = [
     "LangevinDiagnostics",
     "LangevinInfo",
     "LangevinState",
+    "PoolExcess",
     "SNISWeights",
     "Stabilized",
     "SwitchedWeights",
@@ -38,6 +40,7 @@ __all__ = [
     "ess",
     "langevin",
     "normalize_log_weights",
+    "pool_excess",
     "relative_ess",
     "stabilize",
     "synthesize",

@@ -131,6 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "beta_sampling",
         "pool_contrast",
         "pool_relative_ess",
+        "pool_max_excess",
+        "auto_pool",
         "ema_decay",
         "per_temperature",
         "posterior_epochs",
@@ -430,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pool-contrast",
         type=int,
-        help="routes b-nre and b-nle, experimental: pair each x with this many other prior "
+        help="routes b-nre and b-nle: pair each x with this many other prior "
         "draws as well as its own theta, weighted by multiple importance sampling (default 0: "
         "matched pairs only). Helps small beta where the surrogate's ratios hold far from the "
         "data (slcp), hurts where an NRE's saturate (two_moons)",
@@ -442,6 +444,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --pool-contrast: the pool serves the temperatures below the first at which "
         "the matched pairs' own weights reach this relative ESS, the matched pairs the rest "
         "(default 0.5; 0: the pool at every temperature)",
+    )
+    p.add_argument(
+        "--pool-max-excess",
+        type=float,
+        metavar="D",
+        help="the pool check: at the lowest beta the pool's prior draws may carry at most "
+        "exp(D) times their due share of its weight (0 for exact ratios; more: the "
+        "surrogate's ratios far from the data are too large). Route auto falls back to Route "
+        "A pairs beyond it, routes b-nre and b-nle warn (default 2.0)",
+    )
+    p.add_argument(
+        "--auto-pool",
+        type=int,
+        metavar="M",
+        help="route auto: where the matched pairs' weights fail, train on the NRE's "
+        "contrastive pool of M prior draws per x if it passes the pool check, else on Route "
+        "A pairs (default 2; 0: Route A pairs, no pool tried)",
     )
     p.add_argument(
         "--ema-decay",

@@ -50,12 +50,14 @@ DOWNSTREAM_SETTINGS: dict[str, tuple[str, ...]] = {
     "nle_contrast": ("scores_nle*", "scores_pool*"),
     "pool_contrast": ("scores_pool*",),
     "pool_relative_ess": (),
+    "pool_max_excess": (),
     "langevin_steps": ("synthesized*",),
     "langevin_step_scale": ("synthesized*",),
     "synthetic_pairs": ("synthesized*",),
     "auto_grid": ("synthesized_auto*",),
     "auto_min_relative_ess": ("synthesized_auto*",),
     "auto_max_k_hat": ("synthesized_auto*",),
+    "auto_pool": ("scores_pool*",),
 }
 
 #: what may differ between a run and one whose stages it reuses: the downstream
@@ -76,7 +78,9 @@ _ROUTE_A_ONLY = frozenset(
         "synthetic_pairs",
     }
 )
-_AUTO_ONLY = frozenset({"auto_grid", "auto_min_relative_ess", "auto_max_k_hat"})
+_AUTO_ONLY = frozenset({"auto_grid", "auto_min_relative_ess", "auto_max_k_hat", "auto_pool"})
+#: read only where a contrastive pool is trained (``RunConfig.uses_pool``)
+_POOL_ONLY = frozenset({"pool_relative_ess", "pool_max_excess"})
 
 #: the settings each route never reads: two run directories of that route that
 #: differ only in these are the same run (one made before such a setting
@@ -97,6 +101,8 @@ LEGACY_SETTINGS = {
     "beta_sampling": "distribution",
     "pool_contrast": 0,
     "pool_relative_ess": 0.0,
+    "pool_max_excess": 2.0,
+    "auto_pool": 0,
     "ema_decay": None,
     "per_temperature": False,
     "posterior_epochs": None,
@@ -162,18 +168,23 @@ class RunConfig:
             draws carry the broad power posteriors of small beta, where the
             matched pairs' weights collapse. The NPE trains on
             ``simulations * (M + 1)`` rows. 0: the matched pairs alone (the
-            paper's Route B). Experimental: at small beta the weights
-            ``r^beta`` of prior draws far from the data need the log-ratio
-            to be right there, and a cross-entropy classifier's saturates
-            (two_moons: about -11 where the truth is about -2400), which
-            makes small-beta posteriors far too broad; an NLE's
-            log-likelihood does not saturate.
+            paper's Route B). At small beta the weights ``r^beta`` of prior
+            draws far from the data need the log-ratio to be right there,
+            and a cross-entropy classifier's can saturate (two_moons: about
+            -11 where the truth is about -2400), which makes small-beta
+            posteriors far too broad; ``pool_max_excess`` checks it.
         pool_relative_ess: with a pool, the pool's weights serve only the
             temperatures below the first at which the matched pairs' own
             weights (``r^(beta - 1)``, the own-theta rows) reach this relative
             ESS; from there on the matched pairs serve alone, needing nothing
             of the surrogate far from the data (``gbi_tempering.SwitchedWeights``).
             Default 0.5; 0: the pool at every temperature. Not read without a pool.
+        pool_max_excess: the most the pool's prior draws may carry over their
+            due share of its weight at the lowest beta, as a log factor
+            (``gbi_tempering.pool_excess``: 0 for exact ratios). Beyond it the
+            surrogate's ratios far from the data are too large (a saturated
+            classifier) and the pool's small-beta posteriors too broad: route
+            auto then takes Route A pairs instead, routes b-nre and b-nle warn.
         pair_sampling: how Route B's NPE picks each minibatch's base pairs:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their
@@ -232,6 +243,10 @@ class RunConfig:
         auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
             of the SNIS weights falls below this ...
         auto_max_k_hat: ... and the PSIS k-hat exceeds this (both must fail).
+            There ``auto`` trains on the NRE's contrastive pool if it passes the
+            check (``pool_max_excess``), else on Route A pairs.
+        auto_pool: M of route auto's contrastive pool (``pool_contrast``);
+            0: Route A pairs wherever the weights fail, with no pool tried.
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
         compile: train the posterior network and the NLE or NRE through
@@ -274,6 +289,7 @@ class RunConfig:
     beta_sampling: str | None = None
     pool_contrast: int = 0
     pool_relative_ess: float = 0.5
+    pool_max_excess: float = 2.0
     ema_decay: float | None = 0.998
     per_temperature: bool | None = None
     posterior_epochs: int | None = None
@@ -281,6 +297,7 @@ class RunConfig:
     auto_grid: int = 16
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
+    auto_pool: int = 2
     task_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     compile: bool = False
@@ -333,6 +350,18 @@ class RunConfig:
             raise ValueError(
                 "pool_contrast on route 'b-nle' needs nle_contrast > 0 (the pool's weights "
                 "are likelihood-to-evidence ratios, and nle_contrast estimates the evidence)"
+            )
+        if isinstance(self.auto_pool, bool) or not isinstance(self.auto_pool, int):
+            raise ValueError(f"auto_pool must be an int, got {self.auto_pool!r}")
+        if self.auto_pool < 0:
+            raise ValueError(f"auto_pool must be >= 0, got {self.auto_pool}")
+        if isinstance(self.pool_max_excess, bool) or not (
+            isinstance(self.pool_max_excess, (int, float))
+            and math.isfinite(self.pool_max_excess)
+            and self.pool_max_excess > 0
+        ):
+            raise ValueError(
+                f"pool_max_excess must be a finite number > 0, got {self.pool_max_excess!r}"
             )
         if isinstance(self.pool_relative_ess, bool) or not (
             isinstance(self.pool_relative_ess, (int, float)) and 0 <= self.pool_relative_ess <= 1
@@ -459,9 +488,15 @@ class RunConfig:
     @property
     def unread_settings(self) -> frozenset[str]:
         """The settings this run never reads: its route's (``UNREAD_SETTINGS``), and
-        ``pool_relative_ess`` without a pool."""
+        the pool's without a pool."""
         unread = UNREAD_SETTINGS[self.route]
-        return unread if self.pool_contrast else unread | {"pool_relative_ess"}
+        return unread if self.uses_pool else unread | _POOL_ONLY
+
+    @property
+    def uses_pool(self) -> bool:
+        """Whether a contrastive pool may be trained: routes b-nre and b-nle with
+        ``pool_contrast``, route auto with ``auto_pool``."""
+        return bool(self.auto_pool if self.route == "auto" else self.pool_contrast)
 
     @property
     def surrogate_epochs(self) -> int:

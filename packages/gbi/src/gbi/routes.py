@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -629,7 +629,8 @@ def contrastive_pool(
     run: RunDirectory | None = None,
     log: Log | None = None,
     log_evidence: np.ndarray | None = None,
-) -> tuple[BaseSet, np.ndarray, gbi_tempering.SNISWeights]:
+    contrast: int | None = None,
+) -> ContrastivePool:
     """Route B's contrastive pool: each x with its own theta and M others.
 
     Row ``(theta, x_i)`` of the pool is drawn, given ``x_i``, from the mixture
@@ -665,12 +666,18 @@ def contrastive_pool(
         run: caches the pool's scores (``scores_pool.npz``).
         log: progress messages.
         log_evidence: ``log p̂(x_i)`` of every base x, shape (N,); only with an NLE.
+        contrast: M, in place of ``config.pool_contrast`` (route auto's ``auto_pool``).
 
     Returns:
-        the pool (theta, x) as a BaseSet, the x index of every row (the
-        validation split keeps an x's rows together), and its weights.
+        a ``ContrastivePool``: the pool (theta, x) as a BaseSet, the x index of
+        every row (the validation split keeps an x's rows together), its
+        weights, and the check of the surrogate's ratios far from the data
+        (``gbi_tempering.pool_excess``) at ``pool_check_betas(config)``.
     """
-    n, m = base.theta.shape[0], config.pool_contrast
+    n = base.theta.shape[0]
+    m = config.pool_contrast if contrast is None else contrast
+    if m < 1:
+        raise ValueError(f"a contrastive pool needs M >= 1 other parameters per x, got {m}")
     rng = np.random.default_rng(derive_seed(config.seed, "pool") % (2**32))
     # M other base parameters per x (never its own: offsets 1..n-1)
     partners = (np.arange(n)[:, None] + rng.integers(1, n, size=(n, m))) % n
@@ -701,11 +708,42 @@ def contrastive_pool(
     weights = gbi_tempering.SNISWeights(
         scores, offsets=-np.logaddexp(scores, np.log(m)), form=form, **settings
     )
+    own = theta_index == x_index  # partners are never an x's own theta
+    excess = gbi_tempering.pool_excess(scores[own], scores[~own], pool_check_betas(config))
     if config.pool_relative_ess:
-        # the own-theta row of each x is its matched pair (partners are never its own)
-        pair_of_row = np.where(theta_index == x_index, x_index, -1)
+        # the own-theta row of each x is its matched pair
+        pair_of_row = np.where(own, x_index, -1)
         weights = _switch_to_matched(weights, scores, pair_of_row, config, settings, log)
-    return pool, x_index, weights
+    return ContrastivePool(pool, x_index, weights, excess)
+
+
+class ContrastivePool(NamedTuple):
+    """What ``contrastive_pool`` returns."""
+
+    #: the pool's (theta, x) rows, N (M + 1) of them
+    pairs: BaseSet
+    #: the base x index of every row, shape (rows,)
+    groups: np.ndarray
+    #: the rows' weights for every beta
+    weights: gbi_tempering.SNISWeights | gbi_tempering.SwitchedWeights
+    #: the check of the surrogate's ratios far from the data, at ``pool_check_betas``
+    excess: gbi_tempering.PoolExcess
+
+
+def pool_check_betas(config: RunConfig) -> np.ndarray:
+    """The temperatures of the pool check: the range's lowest (where the pool
+    matters most, and where route auto reads it) and the reported ones above."""
+    low = config.beta_range[0]
+    return np.concatenate([[low], report_betas(config)[report_betas(config) > low]])
+
+
+def excess_summary(excess: gbi_tempering.PoolExcess) -> str:
+    """One line on the pool check at its lowest temperature."""
+    return (
+        f"at beta {excess.beta[0]:.3g} the prior draws carry exp({excess.excess[0]:.2f}) "
+        f"times their share of the pool's weight (± {excess.standard_error[0]:.2f} in the "
+        "exponent; 1 for exact ratios)"
+    )
 
 
 #: temperatures on which ``_switch_to_matched`` looks for the switch
@@ -770,9 +808,19 @@ def route_b(
         if kind == "nle":  # log p̂(x_i) = log p̂(x_i | theta_i) - its log-ratio
             ratios, _ = matched_scores(model, base, config, progress, run, log)
             log_evidence = model.log_likelihood(base.theta, base.x) - ratios
-        pairs, groups, weights = contrastive_pool(model, base, config, run, log, log_evidence)
+        pool = contrastive_pool(model, base, config, run, log, log_evidence)
+        pairs, groups, weights = pool.pairs, pool.groups, pool.weights
         extra, what = {"pool_rows": int(pairs.theta.shape[0])}, "pool of "
         extra["pool_below_beta"] = getattr(weights, "beta_switch", None)
+        extra["pool_excess"] = pool.excess.to_dict()
+        log("contrastive pool: " + excess_summary(pool.excess))
+        if pool.excess.excess[0] > config.pool_max_excess:
+            log(
+                f"warning: that is more than exp({config.pool_max_excess:g}): the surrogate's "
+                "ratios far from the data are too large, and the small-beta posteriors "
+                "trained on the pool will come out too broad (route auto checks this and "
+                "falls back to Route A pairs; or train without --pool-contrast)"
+            )
     else:
         pairs, groups = base, None
         weights = snis_weights(model, base, config, progress, run, log)
@@ -938,7 +986,9 @@ def route_auto(
     report: dict[str, Any],
     embedding: gbi_npe.EmbeddingConfig,
 ) -> gbi_npe.Posterior:
-    """Route B-NRE where its weights hold, Route A pairs where they fail."""
+    """Route B-NRE where its weights hold; where they fail, its contrastive pool
+    if the NRE's ratios hold far from the data (``config.pool_max_excess``),
+    else Route A pairs."""
     nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log, embedding)
     weights = snis_weights(nre, base, config, run=run)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
@@ -975,8 +1025,16 @@ def route_auto(
             )
         ],
         "rule": (
-            f"Route A where relative ESS < {config.auto_min_relative_ess} and PSIS k-hat > "
-            f"{config.auto_max_k_hat}; SNIS-weighted base set elsewhere"
+            f"where relative ESS < {config.auto_min_relative_ess} and PSIS k-hat > "
+            f"{config.auto_max_k_hat}: "
+            + (
+                f"the NRE's contrastive pool (M = {config.auto_pool}) if the pool check "
+                f"(pool_excess at beta {config.beta_range[0]:g}) <= {config.pool_max_excess:g}, "
+                "else Route A pairs"
+                if config.auto_pool
+                else "Route A pairs"
+            )
+            + "; SNIS-weighted base set elsewhere"
         ),
     }
     report["auto"] = decision
@@ -1002,6 +1060,47 @@ def route_auto(
     cells = ", ".join(
         f"[{a:.3g}, {b:.3g}]" for a, b in zip(edges[:-1][failing], edges[1:][failing], strict=True)
     )
+    if config.auto_pool:
+        pool = contrastive_pool(nre, base, config, run, log, contrast=config.auto_pool)
+        decision["pool_excess"] = pool.excess.to_dict()
+        check = excess_summary(pool.excess)
+        if pool.excess.excess[0] <= config.pool_max_excess:
+            for cell, fails in zip(decision["cells"], failing, strict=True):
+                if fails:
+                    cell["route"] = "b-nre pool"
+            switch = getattr(pool.weights, "beta_switch", None)
+            if switch is None:
+                served = "every beta"
+            elif switch <= config.beta_range[0]:
+                served = "no beta (the matched pairs' relative ESS reaches pool_relative_ess)"
+            else:
+                served = f"beta < {switch:.3g}"
+            decision["pool_below_beta"] = switch
+            decision["summary"] = (
+                f"the SNIS weights fail in {int(failing.sum())} of {config.auto_grid} "
+                f"temperature cells (beta in {cells}); the NRE's contrastive pool (M = "
+                f"{config.auto_pool}) holds there ({check}, at most exp("
+                f"{config.pool_max_excess:g}) allowed) and serves {served}, the matched "
+                "pairs the rest"
+            )
+            log("auto: " + decision["summary"])
+            posterior, report["npe"] = fit_weighted_posterior(
+                problem,
+                pool.pairs,
+                pool.weights,
+                config,
+                progress,
+                log,
+                groups=pool.groups,
+                embedding=embedding,
+                run=run,
+                x_reader=x_reader,
+            )
+            return posterior
+        log(
+            f"auto: the NRE's contrastive pool fails the check ({check}, more than exp("
+            f"{config.pool_max_excess:g})): Route A pairs where the weights fail"
+        )
     decision["summary"] = (
         f"Route A pairs for {int(failing.sum())} of {config.auto_grid} temperature cells "
         f"(beta in {cells}), SNIS-weighted base set for the other {int((~failing).sum())}"
