@@ -390,13 +390,11 @@ def sbi_cell(args: argparse.Namespace, task_name: str, simulations: int) -> dict
     done = json.loads(path.read_text()) if path.is_file() else {}
     training_file = CELLS_DIR / f"{name}_training.json"
     missing = [o for o in args.observations if _row_key(o, 1.0) not in done]
-    failed = (
-        json.loads(training_file.read_text()).get("failed") if training_file.is_file() else None
-    )
-    if failed:
+    cached = json.loads(training_file.read_text()) if training_file.is_file() else {}
+    if cached.get("failed"):
         # sbi's training is seeded: the same simulations fail the same way
-        print(f"   sbi's NPE failed before: {failed} (delete {training_file} to retry)")
-        return {"rows": [], "training": json.loads(training_file.read_text())}
+        print(f"   sbi's NPE failed before: {cached['failed']} (delete {training_file} to retry)")
+        return {"rows": [], "training": cached}
     if missing:
         base = gbi.simulate_base_set(gbi.make_problem(task_name), simulations, args.seed)
         start = time.perf_counter()

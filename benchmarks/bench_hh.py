@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from _common import ROOT, RUNS_DIR, run_name, trained_run
 
+import gbi_tempering
+
 TASK = "hodgkin_huxley"
 #: the paper's route for HH; another route (``--route``) writes its own record
 #: (``hh-<route>``) and figures, so the two can be compared
@@ -54,7 +56,7 @@ FIGURES_DIR = ROOT / "docs" / "figures"
 
 #: a temperature whose weights' relative ESS is below this is collapsed
 #: (``gbi_tempering.SNISWeights``'s default warning threshold)
-COLLAPSED_RELATIVE_ESS = 0.01
+COLLAPSED_RELATIVE_ESS = gbi_tempering.MIN_RELATIVE_ESS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

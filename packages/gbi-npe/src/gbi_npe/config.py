@@ -27,6 +27,26 @@ BETA_SAMPLING = ("distribution", "ess")
 LR_SCHEDULES = ("plateau", "cosine")
 
 
+def check_tail_threshold(value: object) -> float | None:
+    """``value`` as a float if it is a finite number > 0, None for None.
+
+    The one check of ``tail_threshold`` (``EmbeddingConfig`` and
+    ``transforms.feature_stats``).
+
+    Raises:
+        ValueError: a bool, a non-number, or a number that is not finite and > 0.
+    """
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(f"tail_threshold must be a finite number > 0 or None, got {value!r}")
+    return float(value)
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -213,12 +233,7 @@ class EmbeddingConfig:
     def __post_init__(self) -> None:
         if self.kind not in EMBEDDING_KINDS:
             raise ValueError(f"kind must be one of {EMBEDDING_KINDS}, got {self.kind!r}")
-        if self.tail_threshold is not None and not (
-            math.isfinite(self.tail_threshold) and self.tail_threshold > 0
-        ):
-            raise ValueError(
-                f"tail_threshold must be a finite number > 0 or None, got {self.tail_threshold}"
-            )
+        check_tail_threshold(self.tail_threshold)
         _check_int("hidden_features", self.hidden_features, 1)
         _check_int("num_layers", self.num_layers, 1)
         _check_int("output_features", self.output_features, 1)

@@ -36,6 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gbi_npe.config import check_tail_threshold
+
 # u is clamped to [_EPS, 1 - _EPS] (in float64) before the logit, so a point on
 # the box boundary gets a large but finite z instead of an infinite one.
 _EPS = 1e-12
@@ -136,12 +138,9 @@ def feature_stats(
 
 
 def _tail_threshold(value: float | None) -> float:
-    """``value``, checked (> 0, finite), or ``TAIL_THRESHOLD`` for None."""
-    if value is None:
-        return TAIL_THRESHOLD
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"tail_threshold must be a finite number > 0, got {value}")
-    return float(value)
+    """``value``, checked (``config.check_tail_threshold``), or ``TAIL_THRESHOLD`` for None."""
+    checked = check_tail_threshold(value)
+    return TAIL_THRESHOLD if checked is None else checked
 
 
 def shared_feature_stats(

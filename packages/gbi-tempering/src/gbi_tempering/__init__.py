@@ -18,6 +18,7 @@ from gbi_tempering.ess import ess, normalize_log_weights, relative_ess
 from gbi_tempering.langevin import LangevinDiagnostics, LangevinInfo, LangevinState, synthesize
 from gbi_tempering.stabilize import METHODS, Stabilized, stabilize
 from gbi_tempering.weights import (
+    MIN_RELATIVE_ESS,
     ESSCollapseWarning,
     SNISWeights,
     SwitchedWeights,
@@ -27,6 +28,7 @@ from gbi_tempering.weights import (
 __version__ = "0.1.0"
 __all__ = [
     "METHODS",
+    "MIN_RELATIVE_ESS",
     "ESSCollapseWarning",
     "LangevinDiagnostics",
     "LangevinInfo",

@@ -40,6 +40,10 @@ from gbi_tempering.stabilize import METHODS, stabilize
 
 FORMS = ("nle", "nre", "pool")
 
+#: below this relative ESS the weights of a temperature count as collapsed
+#: (``WeightDiagnostics.collapsed``; ``SNISWeights`` warns there by default)
+MIN_RELATIVE_ESS = 0.01
+
 
 class ESSCollapseWarning(UserWarning):
     """The effective sample size collapsed at some temperatures."""
@@ -74,7 +78,7 @@ class WeightDiagnostics:
     n: int
     n_dropped: int
 
-    def collapsed(self, min_relative_ess: float = 0.01) -> np.ndarray:
+    def collapsed(self, min_relative_ess: float = MIN_RELATIVE_ESS) -> np.ndarray:
         """The betas whose relative ESS is below ``min_relative_ess``."""
         return self.beta[self.relative_ess < min_relative_ess]
 
@@ -131,7 +135,7 @@ class SNISWeights:
         beta_range: tuple[float, float] = (0.1, 2.0),
         grid_size: int = 257,
         nonfinite: str = "drop",
-        min_relative_ess: float = 0.01,
+        min_relative_ess: float = MIN_RELATIVE_ESS,
     ) -> None:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 1 or scores.size == 0:
