@@ -260,7 +260,7 @@ def _training_facts(report: dict[str, Any]) -> dict[str, Any]:
         "simulations_requested": sims.get("requested"),
         "dropped_nonfinite": sims.get("dropped_nonfinite"),
         "dropped_nonfinite_scores": sims.get("dropped_nonfinite_scores"),
-        # route auto: which temperature cells got Route A pairs
+        # route auto: which temperature cells got the NRE's pool or Route A pairs
         "auto": report.get("auto", {}).get("summary"),
         "weights": {
             "beta": weights.get("beta", []),
@@ -446,7 +446,8 @@ def _facts(record: dict[str, Any]) -> list[str]:
             f"The SNIS weights keep a relative ESS of at least {weights['relative_ess'][k]:.3f} "
             f"(at beta = {weights['beta'][k]:g})"
             + (
-                "; where they fail, route auto trains on Route A pairs instead."
+                "; where they fail, route auto trains on the NRE's contrastive pool or on "
+                "Route A pairs instead (its choice below)."
                 if record["training"].get("auto")
                 else "."
             )
@@ -463,7 +464,8 @@ def _facts(record: dict[str, Any]) -> list[str]:
                 f"under {COLLAPSED_RELATIVE_ESS:g}: fewer than {pairs:,.0f} effective pairs): "
                 "the posteriors there are the network's extrapolation from the temperatures "
                 "it could fit, not fits to weighted simulations; route auto (`--route auto`) "
-                "trains on Route A pairs where this happens."
+                "trains on the NRE's contrastive pool there where it passes its check, else "
+                "on Route A pairs."
             )
     dropped = sum(row["predictive_dropped"] for row in record["summary"])
     total = sum(row["predictive_n"] for row in record["summary"])
