@@ -117,6 +117,9 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
     assert history["n_train"] + history["n_validation"] == n_base + n_synth
     for cell in auto["cells"]:
         assert cell["route"] == ("a" if cell["relative_ess"] < 0.999 else "b-nre")
+    # rows with a fixed beta each: no temperature distribution to tilt or stop per part
+    assert result.report["config"]["per_temperature"] is True
+    assert history["validation_part_best_epochs"] == []
 
 
 _FAIL_ALL_BUT_ONE = {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1e9, "auto_grid": 6}
@@ -150,6 +153,10 @@ def test_auto_trains_on_the_nre_pool_where_the_weights_fail_and_the_pool_holds(
     assert not (tmp_path / "auto" / "surrogate_score.safetensors").exists()
     history = result.report["npe"]["history"]
     assert history["n_train"] + history["n_validation"] == 3 * 400
+    # weighted pairs: trained as route b trains them, each temperature stopping on its own
+    assert result.report["config"]["per_temperature"] is True
+    assert result.report["config"]["beta_sampling"] == "ess"
+    assert len(history["validation_part_best_epochs"]) == len(history["validation_parts"][0])
     scores = np.load(tmp_path / "auto" / "scores_pool.npz")["scores"]
     assert scores.shape == (3 * 400,)
 
@@ -570,7 +577,6 @@ def test_user_simulator_end_to_end() -> None:
         ({"pair_sampling": "importance"}, "pair_sampling must be one of"),
         ({"beta_sampling": "uniform"}, "beta_sampling must be one of"),
         ({"beta_sampling": "ess", "route": "a"}, "beta_sampling='ess' needs route"),
-        ({"beta_sampling": "ess", "route": "auto"}, "beta_sampling='ess' needs route"),
         ({"ema_decay": 1.0}, "ema_decay must lie in"),
         ({"per_temperature": "yes"}, "per_temperature must be a bool"),
         ({"per_temperature": True, "route": "a"}, "per_temperature needs route"),
@@ -882,14 +888,14 @@ def test_the_cli_knows_the_pair_and_beta_samplings_gbi_npe_accepts() -> None:
     assert gbi.config.BETA_SAMPLINGS == gbi_npe.config.BETA_SAMPLING
 
 
-def test_beta_sampling_defaults_to_ess_on_route_b_only() -> None:
-    for route in ("b-nre", "b-nle"):
-        assert RunConfig("two_moons", route=route).beta_sampling == "ess"
-    for route in ("a", "auto"):
+def test_beta_sampling_defaults_to_ess_where_the_network_trains_on_weighted_pairs() -> None:
+    for route in ("b-nre", "b-nle", "auto"):
         config = RunConfig("two_moons", route=route)
-        assert config.beta_sampling == "distribution"
-        assert config.to_dict()["beta_sampling"] == "distribution"  # stored resolved
-        assert routes.train_config(config, "npe", 40, False).beta_sampling == "distribution"
+        assert config.beta_sampling == "ess" and config.per_temperature
+    config = RunConfig("two_moons", route="a")
+    assert config.beta_sampling == "distribution" and not config.per_temperature
+    assert config.to_dict()["beta_sampling"] == "distribution"  # stored resolved
+    assert routes.train_config(config, "npe", 40, False).beta_sampling == "distribution"
     explicit = RunConfig("two_moons", beta_sampling="distribution")
     assert routes.train_config(explicit, "npe", 40, False).beta_sampling == "distribution"
 

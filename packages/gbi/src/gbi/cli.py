@@ -417,10 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--beta-sampling",
         choices=BETA_SAMPLINGS,
-        help="route b: where the NPE's minibatches draw beta (default ess: log-uniform on "
-        "the range, tilted towards the temperatures the weighted pairs support; "
-        "distribution: log-uniform, as in the paper; routes a and auto train on fixed betas "
-        "and cannot tilt)",
+        help="routes b and auto: where the NPE's minibatches draw beta (default ess: "
+        "log-uniform on the range, tilted towards the temperatures the weighted pairs support; "
+        "distribution: log-uniform, as in the paper; route a, and route auto where it takes "
+        "Route A pairs, train on fixed betas and cannot tilt)",
     )
     p.add_argument(
         "--posterior-embedding",
@@ -450,9 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="D",
         help="the pool check: at the lowest beta the pool's prior draws may carry at most "
-        "exp(D) times their due share of its weight (0 for exact ratios; more: the "
-        "surrogate's ratios far from the data are too large). Route auto falls back to Route "
-        "A pairs beyond it, routes b-nre and b-nle warn (default 2.0)",
+        "exp(D) times their due share of its weight (right ratios give them exactly their "
+        "share; a surrogate whose ratios are too large far from the data, more). Route auto "
+        "falls back to Route A pairs beyond it, routes b-nre and b-nle warn (default 2.0)",
     )
     p.add_argument(
         "--auto-pool",
@@ -474,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="early stopping per temperature: each beta of the validation grid keeps the "
         "posterior network's weights of its own best epoch, and training runs until none "
-        "improves (default: on for routes b-nre and b-nle; routes a and auto cannot use it)",
+        "improves (default: on for routes b-nre, b-nle and auto; route a, and route auto where "
+        "it takes Route A pairs, cannot use it)",
     )
     p.add_argument(
         "--posterior-epochs",

@@ -79,6 +79,9 @@ _ROUTE_A_ONLY = frozenset(
     }
 )
 _AUTO_ONLY = frozenset({"auto_grid", "auto_min_relative_ess", "auto_max_k_hat", "auto_pool"})
+#: the routes whose posterior network trains on weighted pairs, temperatures
+#: drawn from a distribution (route auto: unless it takes Route A pairs)
+_WEIGHTED_ROUTES = ("b-nre", "b-nle", "auto")
 #: read only where a contrastive pool is trained (``RunConfig.uses_pool``)
 _POOL_ONLY = frozenset({"pool_relative_ess", "pool_max_excess"})
 
@@ -200,18 +203,22 @@ class RunConfig:
             Without the tilt, the few effective pairs of small beta are
             drawn as often as the many of beta near 1, and the network
             memorizes them (docs/results.md, findings of session 22).
-            None (default): ``"ess"`` for routes ``b-nre`` and ``b-nle``,
-            ``"distribution"`` for ``a`` and ``auto`` (which train on pairs
-            with a fixed beta each and cannot use it); the stored
-            configuration holds the resolved value.
+            None (default): ``"ess"`` for routes ``b-nre``, ``b-nle`` and
+            ``auto``, ``"distribution"`` for ``a`` (which trains on pairs
+            with a fixed beta each and cannot use it; nor can route auto
+            where it takes Route A pairs, and it trains that network with
+            log-uniform temperatures there); the stored configuration holds
+            the resolved value.
         per_temperature: early stopping per temperature for Route B's
             posterior network: each temperature of its validation grid keeps the weights
             of its own best epoch, and training runs until none improves
             (``gbi_npe.TrainConfig.per_temperature``). Small beta, with few
             effective pairs, overfits early; large beta improves for longer.
-            None (default): on for routes ``b-nre`` and ``b-nle``, off for
-            ``a`` and ``auto`` (which train on pairs with a fixed beta each
-            and cannot use it); the stored configuration holds the resolved value.
+            None (default): on for routes ``b-nre``, ``b-nle`` and ``auto``,
+            off for ``a`` (which trains on pairs with a fixed beta each and
+            cannot use it; nor can route auto where it takes Route A pairs,
+            which it then trains without); the stored configuration holds the
+            resolved value.
         ema_decay: the posterior network keeps an exponential moving average
             of its weights with this decay per step, and is validated, stopped
             and returned with it (``gbi_npe.TrainConfig.ema_decay``; default
@@ -375,17 +382,17 @@ class RunConfig:
                 f"got {self.pair_sampling!r}"
             )
         if self.beta_sampling is None:
-            resolved = "ess" if self.route in ("b-nre", "b-nle") else "distribution"
+            resolved = "ess" if self.route in _WEIGHTED_ROUTES else "distribution"
             object.__setattr__(self, "beta_sampling", resolved)
         if self.beta_sampling not in BETA_SAMPLINGS:
             raise ValueError(
                 f"beta_sampling must be one of {', '.join(BETA_SAMPLINGS)}; "
                 f"got {self.beta_sampling!r}"
             )
-        if self.beta_sampling == "ess" and self.route not in ("b-nre", "b-nle"):
+        if self.beta_sampling == "ess" and self.route not in _WEIGHTED_ROUTES:
             raise ValueError(
-                "beta_sampling='ess' needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' "
-                f"train on pairs with a fixed beta each), got route {self.route!r}"
+                "beta_sampling='ess' needs route 'b-nre', 'b-nle' or 'auto' (route 'a' trains "
+                f"on pairs with a fixed beta each), got route {self.route!r}"
             )
         if self.posterior_embedding is None:
             # left None for route b-nre with embedding 'auto': ``resolve_config``
@@ -458,12 +465,12 @@ class RunConfig:
         ):
             raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {self.ema_decay!r}")
         if self.per_temperature is None:
-            object.__setattr__(self, "per_temperature", self.route in ("b-nre", "b-nle"))
+            object.__setattr__(self, "per_temperature", self.route in _WEIGHTED_ROUTES)
         if not isinstance(self.per_temperature, bool):
             raise ValueError(f"per_temperature must be a bool, got {self.per_temperature!r}")
-        if self.per_temperature and self.route not in ("b-nre", "b-nle"):
+        if self.per_temperature and self.route not in _WEIGHTED_ROUTES:
             raise ValueError(
-                "per_temperature needs route 'b-nre' or 'b-nle' (routes 'a' and 'auto' train "
+                "per_temperature needs route 'b-nre', 'b-nle' or 'auto' (route 'a' trains "
                 f"on pairs with a fixed beta each), got route {self.route!r}"
             )
         if not 0 < self.auto_min_relative_ess < 1:

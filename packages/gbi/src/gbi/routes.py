@@ -1151,6 +1151,14 @@ def route_auto(
     log_w_rows = np.concatenate([log_w_b, np.zeros(beta_a.shape[0])]) if good_cells.size else None
     decision["beta_route_a"] = bad.tolist()
     log(f"training the beta-conditioned NPE (auto, {theta_rows.shape[0]} rows)")
+    fixed = {"beta_sampling": "distribution", "per_temperature": False}
+    if any(getattr(config, name) != value for name, value in fixed.items()):
+        # each row has its beta: no distribution to tilt, no weights per temperature
+        log(
+            "auto: rows with a fixed beta each train without ESS-tilted temperatures "
+            "or per-temperature stopping"
+        )
+        config = dataclasses.replace(config, **fixed)
 
     def fit_rows(npe, tc, **snapshot):
         return gbi_npe.fit(
