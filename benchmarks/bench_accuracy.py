@@ -374,6 +374,8 @@ def training_summary(report: dict[str, Any]) -> dict[str, Any]:
     from gbi.config import LEGACY_SETTINGS, POSTERIOR_SETTINGS
 
     config = {**LEGACY_SETTINGS, **report.get("config", {})}
+    # route auto with Route A pairs trains its network otherwise than configured
+    config |= report.get("auto", {}).get("posterior_settings", {})
     out["posterior_settings"] = {k: config.get(k) for k in sorted(POSTERIOR_SETTINGS)}
     return out
 

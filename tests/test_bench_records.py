@@ -312,3 +312,18 @@ def test_the_hh_text_says_where_the_weights_collapse(monkeypatch) -> None:
     weights["relative_ess"] = [0.0, 0.005, 0.7, 1.0]
     record["training"]["auto"] = "Route A pairs for 8 of 16 temperature cells"
     assert "collapsed" not in " ".join(bench_hh._facts(record))
+
+
+def test_the_network_label_says_how_route_auto_trained_its_route_a_rows(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_accuracy
+
+    config = {"ema_decay": 0.998, "per_temperature": True, "beta_sampling": "ess"}
+    weighted = {"config": config, "auto": {"summary": "pool"}}
+    assert bench_accuracy.network_label(
+        {"training": bench_accuracy.training_summary(weighted)}
+    ) == ("avg 0.998, per-beta stop, ess beta")
+    route_a = {"beta_sampling": "distribution", "per_temperature": False}
+    mixed = {"config": config, "auto": {"summary": "Route A", "posterior_settings": route_a}}
+    label = bench_accuracy.network_label({"training": bench_accuracy.training_summary(mixed)})
+    assert label == "avg 0.998"

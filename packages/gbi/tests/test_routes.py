@@ -120,6 +120,7 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
     # rows with a fixed beta each: no temperature distribution to tilt or stop per part
     assert result.report["config"]["per_temperature"] is True
     assert history["validation_part_best_epochs"] == []
+    assert auto["posterior_settings"] == {"beta_sampling": "distribution", "per_temperature": False}
 
 
 _FAIL_ALL_BUT_ONE = {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1e9, "auto_grid": 6}

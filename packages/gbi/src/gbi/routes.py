@@ -1152,6 +1152,7 @@ def route_auto(
     decision["beta_route_a"] = bad.tolist()
     log(f"training the beta-conditioned NPE (auto, {theta_rows.shape[0]} rows)")
     fixed = {"beta_sampling": "distribution", "per_temperature": False}
+    decision["posterior_settings"] = fixed  # what the network trained with, over the config's
     if any(getattr(config, name) != value for name, value in fixed.items()):
         # each row has its beta: no distribution to tilt, no weights per temperature
         log(
