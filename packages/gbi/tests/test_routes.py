@@ -187,6 +187,8 @@ def test_auto_falls_back_to_route_a_where_the_pool_check_fails(
     )
     auto = result.report["auto"]
     assert "Route A pairs for" in auto["summary"]
+    excess = auto["pool_excess"]["excess"][0]
+    assert f"pool failed its check there (excess {excess:.2f} ± " in auto["summary"]
     assert auto["pool_excess"]["excess"][0] > 2.0
     assert {cell["route"] for cell in auto["cells"]} == {"a", "b-nre"}
     assert any("contrastive pool fails the check" in m for m in messages)

@@ -1105,6 +1105,12 @@ def route_auto(
         f"Route A pairs for {int(failing.sum())} of {config.auto_grid} temperature cells "
         f"(beta in {cells}), SNIS-weighted base set for the other {int((~failing).sum())}"
     )
+    if config.auto_pool:
+        decision["summary"] += (
+            f"; the NRE's contrastive pool failed its check there (excess "
+            f"{pool.excess.excess[0]:.2f} ± {pool.excess.standard_error[0]:.2f} at beta "
+            f"{pool.excess.beta[0]:g}, at most {config.pool_max_excess:g} allowed)"
+        )
     log("auto: " + decision["summary"])
     score_model, report["score_surrogate"], coordinates, score_base = _score_model(
         base, config, run, progress, log
