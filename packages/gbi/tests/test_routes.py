@@ -82,25 +82,32 @@ def test_route_end_to_end(route: str, tmp_path: Path) -> None:
         assert twin.stat().st_ino == path.stat().st_ino, f"{twin.name} was made again"
 
 
-def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:
-    # A relative-ESS floor of 0.999 (with any k-hat counting as heavy) fails every
-    # temperature cell away from beta = 1, so auto (no pool tried) must synthesize
-    # Route A pairs there and keep the weights near 1.
-    result = gbi.train(
+#: a relative-ESS floor of 0.999 (with any k-hat counting as heavy) fails every
+#: temperature cell away from beta = 1
+_FAIL_ALL_BUT_ONE = {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1e9, "auto_grid": 6}
+
+
+def _train_auto(out: Path, **settings) -> gbi.TrainingResult:
+    """Route auto on 400 two_moons simulations with every cell but beta = 1's failing."""
+    return gbi.train(
         "two_moons",
         route="auto",
         simulations=400,
         seed=2,
-        out=tmp_path / "auto",
+        out=out,
         verbose=False,
         progress=False,
         device="cpu",
-        auto_min_relative_ess=0.999,
-        auto_max_k_hat=-1e9,
-        auto_grid=6,
-        auto_pool=0,
+        **_FAIL_ALL_BUT_ONE,
+        **settings,
         **TINY,
     )
+
+
+def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:
+    # every cell away from beta = 1 fails, so auto (no pool tried) must synthesize
+    # Route A pairs there and keep the weights near 1
+    result = _train_auto(tmp_path / "auto", auto_pool=0)
     auto = result.report["auto"]
     routes = [cell["route"] for cell in auto["cells"]]
     assert "a" in routes
@@ -123,26 +130,11 @@ def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None
     assert auto["posterior_settings"] == {"beta_sampling": "distribution", "per_temperature": False}
 
 
-_FAIL_ALL_BUT_ONE = {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1e9, "auto_grid": 6}
-
-
 def test_auto_trains_on_the_nre_pool_where_the_weights_fail_and_the_pool_holds(
     tmp_path: Path,
 ) -> None:
-    result = gbi.train(
-        "two_moons",
-        route="auto",
-        simulations=400,
-        seed=2,
-        out=tmp_path / "auto",
-        verbose=False,
-        progress=False,
-        device="cpu",
-        pool_relative_ess=1.0,  # the pool serves every temperature the matched pairs fail
-        pool_max_excess=50.0,
-        **_FAIL_ALL_BUT_ONE,
-        **TINY,
-    )
+    # the pool serves every temperature the matched pairs fail
+    result = _train_auto(tmp_path / "auto", pool_relative_ess=1.0, pool_max_excess=50.0)
     auto = result.report["auto"]
     cell_routes = [cell["route"] for cell in auto["cells"]]
     assert "b-nre pool" in cell_routes and "b-nre" in cell_routes and "a" not in cell_routes
@@ -174,17 +166,7 @@ def test_auto_falls_back_to_route_a_where_the_pool_check_fails(
     monkeypatch.setattr(gbi_tempering, "pool_excess", inflated)
     messages: list[str] = []
     monkeypatch.setattr(gbi.api, "_log_fn", lambda verbose: messages.append)
-    result = gbi.train(
-        "two_moons",
-        route="auto",
-        simulations=400,
-        seed=2,
-        out=tmp_path / "auto",
-        progress=False,
-        device="cpu",
-        **_FAIL_ALL_BUT_ONE,
-        **TINY,
-    )
+    result = _train_auto(tmp_path / "auto")  # the patched log collects whatever verbose says
     auto = result.report["auto"]
     assert "Route A pairs for" in auto["summary"]
     excess = auto["pool_excess"]["excess"][0]

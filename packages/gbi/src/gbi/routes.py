@@ -733,8 +733,8 @@ class ContrastivePool(NamedTuple):
 def pool_check_betas(config: RunConfig) -> np.ndarray:
     """The temperatures of the pool check: the range's lowest (where the pool
     matters most, and where route auto reads it) and the reported ones above."""
-    low = config.beta_range[0]
-    return np.concatenate([[low], report_betas(config)[report_betas(config) > low]])
+    low, reported = config.beta_range[0], report_betas(config)
+    return np.concatenate([[low], reported[reported > low]])
 
 
 def excess_summary(excess: gbi_tempering.PoolExcess) -> str:
