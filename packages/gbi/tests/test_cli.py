@@ -385,9 +385,16 @@ def test_train_takes_the_pool_check_and_route_auto_pool(
 ) -> None:
     from gbi.cli import build_parser
 
-    flags = ["--auto-pool", "4", "--pool-max-excess", "1.5"]
+    flags = ["--auto-pool", "4", "--pool-max-excess", "1.5", "--auto-fallback", "a"]
     args = build_parser().parse_args(["train", "slcp", "--route", "auto", "--out", "o", *flags])
-    assert args.auto_pool == 4 and args.pool_max_excess == 1.5
+    assert args.auto_pool == 4 and args.pool_max_excess == 1.5 and args.auto_fallback == "a"
+    plain = build_parser().parse_args(["train", "slcp", "--route", "auto", "--out", "o"])
+    assert plain.auto_fallback is None  # RunConfig's default, "weights"
+    code, _, err = run_in_process(
+        capsys, "train", "two_moons", "--route", "auto", "--out", str(tmp_path / "r"),
+        "--auto-fallback", "route-a",
+    )  # fmt: skip
+    assert code == 2 and "invalid choice: 'route-a'" in err, err
     # the values reach RunConfig: its checks answer in one line
     for flag, value, message in (
         ("--auto-pool", "-1", "auto_pool must be >= 0"),
@@ -412,3 +419,17 @@ def test_the_pool_settings_are_read_only_where_a_pool_is_trained() -> None:
     assert RunConfig("slcp", pool_contrast=2).uses_pool
     with pytest.raises(ValueError, match="auto_pool must be an int"):
         RunConfig("slcp", route="auto", auto_pool=True)
+
+
+def test_route_as_settings_are_read_by_route_auto_only_with_its_route_a_fallback() -> None:
+    from gbi import RunConfig
+
+    auto = RunConfig("slcp", route="auto")
+    assert auto.auto_fallback == "weights"
+    assert {"langevin_steps", "synthetic_pairs"} <= auto.unread_settings
+    assert "auto_fallback" not in auto.unread_settings
+    with_a = RunConfig("slcp", route="auto", auto_fallback="a")
+    assert not {"langevin_steps", "synthetic_pairs"} & with_a.unread_settings
+    assert "auto_fallback" in RunConfig("slcp", route="b-nre").unread_settings
+    with pytest.raises(ValueError, match="auto_fallback must be one of weights, a; got 'A'"):
+        RunConfig("slcp", route="auto", auto_fallback="A")

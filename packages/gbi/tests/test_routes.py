@@ -105,9 +105,9 @@ def _train_auto(out: Path, **settings) -> gbi.TrainingResult:
 
 
 def test_auto_reports_what_it_chose_and_uses_both_routes(tmp_path: Path) -> None:
-    # every cell away from beta = 1 fails, so auto (no pool tried) must synthesize
-    # Route A pairs there and keep the weights near 1
-    result = _train_auto(tmp_path / "auto", auto_pool=0)
+    # every cell away from beta = 1 fails, so auto (no pool tried, Route A asked
+    # for) must synthesize Route A pairs there and keep the weights near 1
+    result = _train_auto(tmp_path / "auto", auto_pool=0, auto_fallback="a")
     auto = result.report["auto"]
     routes = [cell["route"] for cell in auto["cells"]]
     assert "a" in routes
@@ -154,19 +154,75 @@ def test_auto_trains_on_the_nre_pool_where_the_weights_fail_and_the_pool_holds(
     assert scores.shape == (3 * 400,)
 
 
-def test_auto_falls_back_to_route_a_where_the_pool_check_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _inflate_the_pool_check(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every pool fail its check (as a saturated NRE's: prior draws over-weighted);
+    returns the list the run's log messages go to."""
     exact = gbi_tempering.pool_excess
 
-    def inflated(own, partners, beta):  # a saturated NRE: prior draws over-weighted
+    def inflated(own, partners, beta):
         check = exact(own, partners, beta)
         return dataclasses.replace(check, excess=check.excess + 10.0)
 
     monkeypatch.setattr(gbi_tempering, "pool_excess", inflated)
     messages: list[str] = []
     monkeypatch.setattr(gbi.api, "_log_fn", lambda verbose: messages.append)
-    result = _train_auto(tmp_path / "auto")  # the patched log collects whatever verbose says
+    return messages
+
+
+def test_auto_falls_back_to_the_failing_weights_where_the_pool_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = _inflate_the_pool_check(monkeypatch)
+    result = _train_auto(tmp_path / "auto")
+    auto = result.report["auto"]
+    assert auto["fallback"] == "weights"
+    assert "trained on the SNIS-weighted base set at every beta all the same" in auto["summary"]
+    assert "pool failed its check there (excess" in auto["summary"]
+    assert any("contrastive pool fails the check" in m for m in messages)
+    # the failing cells are named as such, and every cell trains on the weights
+    assert {cell["route"] for cell in auto["cells"]} == {"b-nre"}
+    assert [c["weights_fail"] for c in auto["cells"]] == [
+        c["relative_ess"] < 0.999 for c in auto["cells"]
+    ]
+    assert sum(c["weights_fail"] for c in auto["cells"]) == 5
+    # no score model, no synthesis: the matched pairs alone, trained as route b trains them
+    assert "score_surrogate" not in result.report and "synthesis" not in result.report
+    assert not (tmp_path / "auto" / "surrogate_score.safetensors").exists()
+    history = result.report["npe"]["history"]
+    assert history["n_train"] + history["n_validation"] == 400
+    assert result.report["config"]["beta_sampling"] == "ess"
+    assert len(history["validation_part_best_epochs"]) == len(history["validation_parts"][0])
+    assert "posterior_settings" not in auto
+
+
+def test_auto_without_a_pool_or_route_a_trains_route_b_nres_network(tmp_path: Path) -> None:
+    # the same NRE (one seed per surrogate kind) and weights, and the fallback trains
+    # on them as route b-nre does: the same network, bit for bit
+    auto = _train_auto(tmp_path / "auto", auto_pool=0)
+    b = gbi.train(
+        "two_moons",
+        route="b-nre",
+        simulations=400,
+        seed=2,
+        out=tmp_path / "b",
+        verbose=False,
+        progress=False,
+        device="cpu",
+        **TINY,
+    )
+    assert any(cell["weights_fail"] for cell in auto.report["auto"]["cells"])
+    x = np.array([[0.1, -0.2]])
+    for beta in (0.1, 1.0, 1.7):
+        assert np.array_equal(
+            auto.posterior.sample(50, x, beta, seed=3), b.posterior.sample(50, x, beta, seed=3)
+        )
+
+
+def test_auto_falls_back_to_route_a_where_asked_and_the_pool_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = _inflate_the_pool_check(monkeypatch)
+    result = _train_auto(tmp_path / "auto", auto_fallback="a")
     auto = result.report["auto"]
     assert "Route A pairs for" in auto["summary"]
     excess = auto["pool_excess"]["excess"][0]
@@ -972,7 +1028,12 @@ def test_route_a_trains_on_a_simulator_whose_x_diverges(route: str, tmp_path: Pa
     problem = Problem(low=[-1, -1], high=[1, 1], simulator=_diverging, name="diverging")
     settings = {**TINY, "max_epochs": 3}
     if route == "auto":  # thresholds no cell passes: Route A pairs alone, equally weighted
-        settings |= {"auto_min_relative_ess": 0.999, "auto_max_k_hat": -1.0}
+        settings |= {
+            "auto_min_relative_ess": 0.999,
+            "auto_max_k_hat": -1.0,
+            "auto_pool": 0,
+            "auto_fallback": "a",
+        }
     result = gbi.train(
         problem,
         route=route,

@@ -13,6 +13,9 @@ EMBEDDINGS = ("auto", "identity", "mlp", "stencil")
 PAIR_SAMPLINGS = ("uniform", "weights")
 BETA_SAMPLINGS = ("distribution", "ess")
 POSTERIOR_EMBEDDINGS = ("own", "surrogate", "surrogate-init")
+#: what route auto trains on where the matched pairs' weights fail and no pool
+#: holds: those weights all the same (route b-nre's training), or Route A pairs
+AUTO_FALLBACKS = ("weights", "a")
 #: ``posterior_embedding`` of the routes that train an NRE, where x is embedded, unless set
 DEFAULT_POSTERIOR_EMBEDDING = "surrogate"
 #: the routes that train an NRE (whose x embedding the posterior network can adopt)
@@ -58,6 +61,7 @@ DOWNSTREAM_SETTINGS: dict[str, tuple[str, ...]] = {
     "auto_min_relative_ess": ("synthesized_auto*",),
     "auto_max_k_hat": ("synthesized_auto*",),
     "auto_pool": ("scores_pool*",),
+    "auto_fallback": (),
 }
 
 #: what may differ between a run and one whose stages it reuses: the downstream
@@ -78,7 +82,9 @@ _ROUTE_A_ONLY = frozenset(
         "synthetic_pairs",
     }
 )
-_AUTO_ONLY = frozenset({"auto_grid", "auto_min_relative_ess", "auto_max_k_hat", "auto_pool"})
+_AUTO_ONLY = frozenset(
+    {"auto_grid", "auto_min_relative_ess", "auto_max_k_hat", "auto_pool", "auto_fallback"}
+)
 #: the routes whose posterior network trains on weighted pairs, temperatures
 #: drawn from a distribution (route auto: unless it takes Route A pairs)
 _WEIGHTED_ROUTES = ("b-nre", "b-nle", "auto")
@@ -106,6 +112,7 @@ LEGACY_SETTINGS = {
     "pool_relative_ess": 0.0,
     "pool_max_excess": 2.0,
     "auto_pool": 0,
+    "auto_fallback": "a",
     "ema_decay": None,
     "per_temperature": False,
     "posterior_epochs": None,
@@ -187,7 +194,7 @@ class RunConfig:
             (``gbi_tempering.pool_excess``: 0 for exact ratios). Beyond it the
             surrogate's ratios far from the data are too large (a saturated
             classifier) and the pool's small-beta posteriors too broad: route
-            auto then takes Route A pairs instead, routes b-nre and b-nle warn.
+            auto then takes its ``auto_fallback`` instead, routes b-nre and b-nle warn.
         pair_sampling: how Route B's NPE picks each minibatch's base pairs:
             ``"uniform"`` (each pair once per epoch, its SNIS weight scaling
             its loss) or ``"weights"`` (pairs drawn in proportion to their
@@ -247,13 +254,18 @@ class RunConfig:
             with the problem, by ``gbi.train``: ``resolve_config``); the
             stored configuration holds the resolved value.
         auto_grid: temperatures on which ``auto`` checks the weights.
-        auto_min_relative_ess: ``auto`` adds Route A pairs where the relative ESS
-            of the SNIS weights falls below this ...
+        auto_min_relative_ess: ``auto`` treats the SNIS weights as failing where
+            their relative ESS falls below this ...
         auto_max_k_hat: ... and the PSIS k-hat exceeds this (both must fail).
             There ``auto`` trains on the NRE's contrastive pool if it passes the
-            check (``pool_max_excess``), else on Route A pairs.
+            check (``pool_max_excess``), else on ``auto_fallback``.
         auto_pool: M of route auto's contrastive pool (``pool_contrast``);
-            0: Route A pairs wherever the weights fail, with no pool tried.
+            0: no pool tried, ``auto_fallback`` wherever the weights fail.
+        auto_fallback: what ``auto`` trains on where the weights fail and no pool
+            holds: ``"weights"`` (default: the matched pairs' weights all the same,
+            as route ``b-nre`` trains) or ``"a"`` (Route A pairs, the paper's
+            choice; on two_moons at beta 0.1 they gave C2ST 0.93 where the
+            failing weights gave 0.54).
         task_options: options of the built-in task (e.g. ``{"recording": 518290966}``).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (not part of the run's identity).
         compile: train the posterior network and the NLE or NRE through
@@ -305,6 +317,7 @@ class RunConfig:
     auto_min_relative_ess: float = 0.05
     auto_max_k_hat: float = 0.7
     auto_pool: int = 2
+    auto_fallback: str = "weights"
     task_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     compile: bool = False
@@ -362,6 +375,11 @@ class RunConfig:
             raise ValueError(f"auto_pool must be an int, got {self.auto_pool!r}")
         if self.auto_pool < 0:
             raise ValueError(f"auto_pool must be >= 0, got {self.auto_pool}")
+        if self.auto_fallback not in AUTO_FALLBACKS:
+            raise ValueError(
+                f"auto_fallback must be one of {', '.join(AUTO_FALLBACKS)}; "
+                f"got {self.auto_fallback!r}"
+            )
         if isinstance(self.pool_max_excess, bool) or not (
             isinstance(self.pool_max_excess, (int, float))
             and math.isfinite(self.pool_max_excess)
@@ -494,9 +512,11 @@ class RunConfig:
 
     @property
     def unread_settings(self) -> frozenset[str]:
-        """The settings this run never reads: its route's (``UNREAD_SETTINGS``), and
-        the pool's without a pool."""
+        """The settings this run never reads: its route's (``UNREAD_SETTINGS``), the
+        pool's without a pool, and Route A's on route auto that never takes its pairs."""
         unread = UNREAD_SETTINGS[self.route]
+        if self.route == "auto" and self.auto_fallback != "a":
+            unread |= _ROUTE_A_ONLY
         return unread if self.uses_pool else unread | _POOL_ONLY
 
     @property

@@ -988,7 +988,8 @@ def route_auto(
 ) -> gbi_npe.Posterior:
     """Route B-NRE where its weights hold; where they fail, its contrastive pool
     if the NRE's ratios hold far from the data (``config.pool_max_excess``),
-    else Route A pairs."""
+    else ``config.auto_fallback``: the failing weights all the same (as route
+    b-nre), or Route A pairs."""
     nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log, embedding)
     weights = snis_weights(nre, base, config, run=run)
     report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
@@ -1004,7 +1005,9 @@ def route_auto(
     failing = (cell_diag.relative_ess < config.auto_min_relative_ess) & (
         k_hat > config.auto_max_k_hat
     )
+    fallback = "Route A pairs" if config.auto_fallback == "a" else "the SNIS weights all the same"
     decision: dict[str, Any] = {
+        "fallback": config.auto_fallback,
         "cells": [
             {
                 "beta_low": float(a),
@@ -1012,7 +1015,8 @@ def route_auto(
                 "beta_center": float(c),
                 "relative_ess": float(r),
                 "k_hat": float(k),
-                "route": "a" if f else "b-nre",
+                "weights_fail": bool(f),
+                "route": "a" if f and config.auto_fallback == "a" else "b-nre",
             }
             for a, b, c, r, k, f in zip(
                 edges[:-1],
@@ -1030,9 +1034,9 @@ def route_auto(
             + (
                 f"the NRE's contrastive pool (M = {config.auto_pool}) if the pool check "
                 f"(pool_excess at beta {config.beta_range[0]:g}) <= {config.pool_max_excess:g}, "
-                "else Route A pairs"
+                f"else {fallback}"
                 if config.auto_pool
-                else "Route A pairs"
+                else fallback
             )
             + "; SNIS-weighted base set elsewhere"
         ),
@@ -1041,21 +1045,26 @@ def route_auto(
     kept = weights.kept
     theta_b, x_b = base.theta[kept], base.x[kept]
     x_reader = surrogate_x_reader(nre, config, log)
-    if not failing.any():
-        decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
-        log(decision["summary"])
+
+    def train_weighted(pairs: BaseSet, pair_weights: Any, groups: Any = None):
         posterior, report["npe"] = fit_weighted_posterior(
             problem,
-            base,
-            weights,
+            pairs,
+            pair_weights,
             config,
             progress,
             log,
+            groups=groups,
             embedding=embedding,
             run=run,
             x_reader=x_reader,
         )
         return posterior
+
+    if not failing.any():
+        decision["summary"] = "the SNIS weights hold over the whole range: pure Route B-NRE"
+        log(decision["summary"])
+        return train_weighted(base, weights)
     bad = centers[failing]
     cells = ", ".join(
         f"[{a:.3g}, {b:.3g}]" for a, b in zip(edges[:-1][failing], edges[1:][failing], strict=True)
@@ -1084,33 +1093,32 @@ def route_auto(
                 "pairs the rest"
             )
             log("auto: " + decision["summary"])
-            posterior, report["npe"] = fit_weighted_posterior(
-                problem,
-                pool.pairs,
-                pool.weights,
-                config,
-                progress,
-                log,
-                groups=pool.groups,
-                embedding=embedding,
-                run=run,
-                x_reader=x_reader,
-            )
-            return posterior
+            return train_weighted(pool.pairs, pool.weights, pool.groups)
         log(
             f"auto: the NRE's contrastive pool fails the check ({check}, more than exp("
-            f"{config.pool_max_excess:g})): Route A pairs where the weights fail"
+            f"{config.pool_max_excess:g})): {fallback} where the weights fail"
         )
+    pool_failed = (
+        f"; the NRE's contrastive pool failed its check there (excess "
+        f"{pool.excess.excess[0]:.2f} ± {pool.excess.standard_error[0]:.2f} at beta "
+        f"{pool.excess.beta[0]:g}, at most {config.pool_max_excess:g} allowed)"
+        if config.auto_pool
+        else ""
+    )
+    if config.auto_fallback == "weights":
+        decision["summary"] = (
+            f"the SNIS weights fail in {int(failing.sum())} of {config.auto_grid} "
+            f"temperature cells (beta in {cells}){pool_failed}; trained on the SNIS-weighted "
+            "base set at every beta all the same, as route b-nre (auto_fallback 'weights'; "
+            "'a' takes Route A pairs there)"
+        )
+        log("auto: " + decision["summary"])
+        return train_weighted(base, weights)
     decision["summary"] = (
         f"Route A pairs for {int(failing.sum())} of {config.auto_grid} temperature cells "
         f"(beta in {cells}), SNIS-weighted base set for the other {int((~failing).sum())}"
+        + pool_failed
     )
-    if config.auto_pool:
-        decision["summary"] += (
-            f"; the NRE's contrastive pool failed its check there (excess "
-            f"{pool.excess.excess[0]:.2f} ± {pool.excess.standard_error[0]:.2f} at beta "
-            f"{pool.excess.beta[0]:g}, at most {config.pool_max_excess:g} allowed)"
-        )
     log("auto: " + decision["summary"])
     score_model, report["score_surrogate"], coordinates, score_base = _score_model(
         base, config, run, progress, log
