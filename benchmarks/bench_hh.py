@@ -260,8 +260,13 @@ def _training_facts(report: dict[str, Any]) -> dict[str, Any]:
         "simulations_requested": sims.get("requested"),
         "dropped_nonfinite": sims.get("dropped_nonfinite"),
         "dropped_nonfinite_scores": sims.get("dropped_nonfinite_scores"),
-        # route auto: which temperature cells got the NRE's pool or Route A pairs
+        # route auto: which temperature cells got the NRE's pool, Route A pairs or
+        # the failing weights all the same (its fallback)
         "auto": report.get("auto", {}).get("summary"),
+        "auto_failing_cells_on_weights": sum(
+            cell.get("weights_fail", False) and cell["route"] == "b-nre"
+            for cell in report.get("auto", {}).get("cells", [])
+        ),
         "weights": {
             "beta": weights.get("beta", []),
             "relative_ess": weights.get("relative_ess", []),
@@ -446,8 +451,8 @@ def _facts(record: dict[str, Any]) -> list[str]:
             f"The SNIS weights keep a relative ESS of at least {weights['relative_ess'][k]:.3f} "
             f"(at beta = {weights['beta'][k]:g})"
             + (
-                "; where they fail, route auto trains on the NRE's contrastive pool or on "
-                "Route A pairs instead (its choice below)."
+                "; where they fail, route auto trains on the NRE's contrastive pool if it "
+                "passes its check, else on its fallback (its choice below)."
                 if record["training"].get("auto")
                 else "."
             )
@@ -457,15 +462,24 @@ def _facts(record: dict[str, Any]) -> list[str]:
             for b, e in zip(weights["beta"], weights["relative_ess"], strict=True)
             if e < COLLAPSED_RELATIVE_ESS
         ]
-        if collapsed and not record["training"].get("auto"):
+        if collapsed and (
+            not record["training"].get("auto")
+            or record["training"].get("auto_failing_cells_on_weights")
+        ):
             pairs = COLLAPSED_RELATIVE_ESS * record["arguments"]["simulations"]
             facts.append(
                 f"**Up to beta = {max(collapsed):g} the weights are collapsed** (relative ESS "
                 f"under {COLLAPSED_RELATIVE_ESS:g}: fewer than {pairs:,.0f} effective pairs): "
                 "the posteriors there are the network's extrapolation from the temperatures "
-                "it could fit, not fits to weighted simulations; route auto (`--route auto`) "
-                "trains on the NRE's contrastive pool there where it passes its check, else "
-                "on Route A pairs."
+                "it could fit, not fits to weighted simulations; "
+                + (
+                    "route auto's contrastive pool failed its check, so it trained on these "
+                    "weights all the same (`--auto-fallback a` takes Route A pairs there)."
+                    if record["training"].get("auto")
+                    else "route auto (`--route auto`) trains on the NRE's contrastive pool "
+                    "there where it passes its check, else on those weights all the same or, "
+                    "with `--auto-fallback a`, on Route A pairs."
+                )
             )
     dropped = sum(row["predictive_dropped"] for row in record["summary"])
     total = sum(row["predictive_n"] for row in record["summary"])
