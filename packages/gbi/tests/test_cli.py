@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -433,3 +434,40 @@ def test_route_as_settings_are_read_by_route_auto_only_with_its_route_a_fallback
     assert "auto_fallback" in RunConfig("slcp", route="b-nre").unread_settings
     with pytest.raises(ValueError, match="auto_fallback must be one of weights, a; got 'A'"):
         RunConfig("slcp", route="auto", auto_fallback="A")
+
+
+def test_a_setting_the_run_never_reads_is_named_in_a_warning(tmp_path: Path) -> None:
+    kwargs = {"simulations": 100, "verbose": False, "progress": False, "device": "cpu", **TINY}
+    with pytest.warns(UserWarning, match="ignored, this run never reads them: ") as caught:
+        gbi.train(
+            "two_moons",
+            route="b-nre",
+            out=tmp_path / "b",
+            auto_pool=3,
+            pool_max_excess=1.0,
+            **kwargs,
+        )
+    [message] = [str(w.message) for w in caught if "never reads" in str(w.message)]
+    # TINY's Route A settings are named too; a setting left at its default is not
+    assert "auto_pool (route 'b-nre' does not use it); " in message
+    assert "pool_max_excess (no contrastive pool is trained)" in message
+    assert "langevin_steps (route 'b-nre' does not use it)" in message
+    assert "sigma_min" not in message
+    with pytest.warns(UserWarning, match="ignored") as caught:
+        gbi.train("two_moons", route="auto", auto_pool=0, **kwargs)
+    assert any(
+        "langevin_steps (route auto's auto_fallback 'weights' takes no Route A pairs)"
+        in str(w.message)
+        for w in caught
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gbi.train("two_moons", route="auto", auto_fallback="a", **kwargs)
+    assert not [w for w in caught if "never reads" in str(w.message)]
+
+
+def test_the_command_line_prints_a_warning_on_one_line() -> None:
+    from gbi.cli import _format_warning
+
+    text = _format_warning("ignored: auto_pool", UserWarning, "/deep/inside/api.py", 147)
+    assert text == "gbi: UserWarning: ignored: auto_pool\n"

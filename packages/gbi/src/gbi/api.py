@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from gbi.config import (
     DEFAULT_POSTERIOR_EMBEDDING,
     DOWNSTREAM_SETTINGS,
     LEGACY_SETTINGS,
+    POOL_SETTINGS,
     REUSABLE_ACROSS,
+    UNREAD_SETTINGS,
     UPSTREAM_STAGES,
     RunConfig,
 )
@@ -127,6 +130,7 @@ def train(
         task_options=task_options,
         **settings,
     )
+    _warn_unread(config, settings)
     if reuse is not None and out is None:
         raise ValueError("reuse needs out: the run directory that takes the stages over")
     # resolved once, before simulating: a stencil that does not fit x fails now
@@ -152,6 +156,35 @@ def train(
             posterior = gbi_npe.Posterior.load(run.file("posterior.safetensors"))
             return TrainingResult(posterior, run.load_json("report.json"), run.path)
     return _run(prob, config, embedding, run, executor, progress, log)
+
+
+def _warn_unread(config: RunConfig, settings: dict[str, Any]) -> None:
+    """Warn about settings given a value other than their default that this run
+    never reads (``RunConfig.unread_settings``): a flag of another route is a
+    likely mistake, and silently ignoring it would hide that."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    ignored = sorted(
+        name
+        for name, value in settings.items()
+        if name in config.unread_settings and value != defaults.get(name)
+    )
+    if not ignored:
+        return
+    route_unread = UNREAD_SETTINGS[config.route]
+
+    def why(name: str) -> str:
+        if name in route_unread:
+            return f"route {config.route!r} does not use it"
+        if name in POOL_SETTINGS:
+            return "no contrastive pool is trained"
+        return "route auto's auto_fallback 'weights' takes no Route A pairs"
+
+    warnings.warn(
+        "ignored, this run never reads them: "
+        + "; ".join(f"{name} ({why(name)})" for name in ignored),
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def resolve_config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -556,9 +557,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line: one line each, named, with no source location."""
+    return f"gbi: {category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    formatter = warnings.formatwarning
+    warnings.formatwarning = _format_warning
     try:
         return args.func(args)
     except CLIError as err:
@@ -567,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"gbi {args.command}: error: {err}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"gbi {args.command}: interrupted; rerun the same command to resume\n")
+    finally:
+        warnings.formatwarning = formatter
     return 0  # pragma: no cover
 
 

@@ -72,7 +72,7 @@ DOWNSTREAM_SETTINGS: dict[str, tuple[str, ...]] = {
 #: file that the route reusing it never reads is left unused.
 REUSABLE_ACROSS: dict[str, tuple[str, ...]] = {**DOWNSTREAM_SETTINGS, "route": ()}
 
-_ROUTE_A_ONLY = frozenset(
+ROUTE_A_SETTINGS = frozenset(
     {
         "langevin_steps",
         "langevin_step_scale",
@@ -89,15 +89,15 @@ _AUTO_ONLY = frozenset(
 #: drawn from a distribution (route auto: unless it takes Route A pairs)
 _WEIGHTED_ROUTES = ("b-nre", "b-nle", "auto")
 #: read only where a contrastive pool is trained (``RunConfig.uses_pool``)
-_POOL_ONLY = frozenset({"pool_relative_ess", "pool_max_excess"})
+POOL_SETTINGS = frozenset({"pool_relative_ess", "pool_max_excess"})
 
 #: the settings each route never reads: two run directories of that route that
 #: differ only in these are the same run (one made before such a setting
 #: existed resumes, and its stages can be reused).
 UNREAD_SETTINGS = {
     "a": frozenset({"nle_contrast", "pool_contrast"}) | _AUTO_ONLY,
-    "b-nle": _ROUTE_A_ONLY | _AUTO_ONLY,
-    "b-nre": frozenset({"nle_contrast"}) | _ROUTE_A_ONLY | _AUTO_ONLY,
+    "b-nle": ROUTE_A_SETTINGS | _AUTO_ONLY,
+    "b-nre": frozenset({"nle_contrast"}) | ROUTE_A_SETTINGS | _AUTO_ONLY,
     "auto": frozenset({"nle_contrast", "pool_contrast"}),
 }
 
@@ -516,8 +516,8 @@ class RunConfig:
         pool's without a pool, and Route A's on route auto that never takes its pairs."""
         unread = UNREAD_SETTINGS[self.route]
         if self.route == "auto" and self.auto_fallback != "a":
-            unread |= _ROUTE_A_ONLY
-        return unread if self.uses_pool else unread | _POOL_ONLY
+            unread |= ROUTE_A_SETTINGS
+        return unread if self.uses_pool else unread | POOL_SETTINGS
 
     @property
     def uses_pool(self) -> bool:
