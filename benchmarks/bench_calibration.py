@@ -57,6 +57,8 @@ from _common import ROOT, WORK_DIR, run_name, trained_run
 TASKS = ("two_moons", "slcp")
 LIKELIHOOD_TASKS = ("two_moons", "gaussian_mixture", "slcp", "lorenz96")
 BETAS = (0.3, 1.0, 1.5)
+#: the route whose record is ``calibration`` (other routes write ``calibration-<route>``)
+ROUTE = "b-nre"
 PAIRS = 1000
 SAMPLES = 200
 #: reference draws per call: one per chain (two_moons) or ladder (slcp) of the defaults.
@@ -67,12 +69,18 @@ CACHE_DIR = WORK_DIR / "calibration"
 FIGURES_DIR = ROOT / "docs" / "figures"
 
 
+def record_name(args: argparse.Namespace) -> str:
+    """The record this run writes: ``calibration`` for the default route, else
+    ``calibration-<route>`` (its own section and figures)."""
+    return "calibration" if args.route == ROUTE else f"calibration-{args.route}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from gbi import ROUTES
 
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=LIKELIHOOD_TASKS)
     parser.add_argument("--betas", nargs="+", type=float, default=list(BETAS))
-    parser.add_argument("--route", default="b-nre", choices=ROUTES)
+    parser.add_argument("--route", default=ROUTE, choices=ROUTES)
     parser.add_argument("--simulations", type=int, default=10_000)
     parser.add_argument("--pairs", type=int, default=PAIRS, help="m, calibration pairs")
     parser.add_argument("--samples", type=int, default=SAMPLES, help="L, q draws per pair")
@@ -353,7 +361,8 @@ def _one_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
         cell, result = _one_beta(task, posterior, theta_true, x, beta, args)
         cells.append(cell)
         results.append(result)
-    figure = FIGURES_DIR / f"calibration_{name}.png"
+    suffix = "" if args.route == ROUTE else f"_{args.route}"
+    figure = FIGURES_DIR / f"calibration_{name}{suffix}.png"
     _figure(task, results, figure)
     return {
         "task": name,

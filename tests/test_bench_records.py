@@ -38,6 +38,17 @@ def test_variant_records_get_their_own_section_and_command(monkeypatch) -> None:
     assert bench_hh.record_name(parser.parse_args(["--route", "auto"])) == "hh-auto"
 
 
+def test_calibration_of_another_route_is_its_own_record(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_calibration
+
+    parser = argparse.ArgumentParser()
+    bench_calibration.add_arguments(parser)
+    assert bench_calibration.record_name(parser.parse_args([])) == "calibration"
+    auto = parser.parse_args(["--route", "auto"])
+    assert bench_calibration.record_name(auto) == "calibration-auto"
+
+
 def test_cached_metrics_belong_to_the_model_they_judged(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import bench_accuracy
