@@ -471,3 +471,33 @@ def test_the_command_line_prints_a_warning_on_one_line() -> None:
 
     text = _format_warning("ignored: auto_pool", UserWarning, "/deep/inside/api.py", 147)
     assert text == "gbi: UserWarning: ignored: auto_pool\n"
+
+
+def test_threads_sets_torch_and_numba_and_refuses_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numba
+    import torch
+
+    from gbi.cli import build_parser
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        code, _, _ = run_in_process(
+            capsys, "simulate", "two_moons", "-n", "10", "--out", str(tmp_path / "s.npz"),
+            "--threads", "2",
+        )  # fmt: skip
+        assert code == 0
+        assert torch.get_num_threads() == 2
+        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+    code, _, err = run_in_process(
+        capsys, "simulate", "two_moons", "-n", "10", "--out", str(tmp_path / "t.npz"),
+        "--threads", "0",
+    )  # fmt: skip
+    assert code == 2 and "--threads must be >= 1, got 0" in err
+    # the demo runs on one thread unless told otherwise; other verbs keep torch's default
+    assert build_parser().parse_args(["demo"]).threads == 1
+    assert build_parser().parse_args(["train", "two_moons", "--out", "o"]).threads is None
