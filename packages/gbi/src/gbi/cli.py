@@ -340,7 +340,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------
 
 
-def _parser_for(sub, name: str, help_text: str, func) -> argparse.ArgumentParser:
+def _parser_for(
+    sub, name: str, help_text: str, func, threads: int | None = None
+) -> argparse.ArgumentParser:
     p = sub.add_parser(
         name,
         help=help_text,
@@ -355,10 +357,12 @@ def _parser_for(sub, name: str, help_text: str, func) -> argparse.ArgumentParser
     p.add_argument(
         "--threads",
         type=int,
+        default=threads,
         metavar="N",
-        help="CPU threads for torch and numba (default: every core). Where other work keeps "
-        "cores busy, use at most the free ones: threads that wait on a busy core made a "
-        "two_moons training epoch 60x slower (25 s against 0.4 s, 2 threads, 1 of 2 cores busy)",
+        help=f"CPU threads for torch and numba (default: {threads or 'every core'}). Where "
+        "other work keeps cores busy, use at most the free ones: threads that wait on a busy "
+        "core made a two_moons training epoch 60x slower (25 s against 0.4 s, 2 threads, 1 of "
+        "2 cores busy)",
     )
     return p
 
@@ -546,7 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observation", type=int, default=0, help="observation index to plot")
     p.add_argument("-n", type=int, default=2000, help="samples per panel")
 
-    p = _parser_for(sub, "demo", "the built-in demo: two_moons, route b-nre", cmd_demo)
+    # two_moons' networks gain nothing from a second thread on an idle machine (0.42 s
+    # per epoch either way, 2 cores), and one thread cannot wait on a busy core
+    p = _parser_for(sub, "demo", "the built-in demo: two_moons, route b-nre", cmd_demo, threads=1)
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--simulations", type=int, default=10_000, help="simulation budget")
     p.add_argument(
@@ -562,9 +568,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the posterior network's budget: E epochs on a cosine step size (default 150)",
     )
     p.add_argument("--n-eval", type=int, default=2000, help="samples per (x, beta) in evaluation")
-    # two_moons' networks gain nothing from a second thread on an idle machine (0.42 s
-    # per epoch either way, 2 cores), and one thread cannot wait on a busy core
-    p.set_defaults(threads=1)
     return parser
 
 
