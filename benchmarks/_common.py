@@ -116,6 +116,13 @@ def read_records() -> dict[str, dict[str, Any]]:
 RUNS_DIR = WORK_DIR / "runs"
 
 
+def route_variant(name: str, route: str, default_route: str, sep: str = "-") -> str:
+    """``name`` for a benchmark's default route, else ``name`` + ``sep`` + ``route``:
+    the record (``hh``, ``hh-auto``) and figure suffix (``""``, ``"_auto"``) of a
+    benchmark run on another route, so that it does not replace the default's."""
+    return name if route == default_route else f"{name}{sep}{route}"
+
+
 def run_name(task: str, route: str, simulations: int, seed: int = 0, tag: str = "") -> str:
     """The folder name of one trained cell: ``<task>_<route>_<simulations>_s<seed>[_tag]``."""
     return f"{task}_{route}_{simulations}_s{seed}" + (f"_{tag}" if tag else "")

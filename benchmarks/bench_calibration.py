@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import ROOT, WORK_DIR, run_name, trained_run
+from _common import ROOT, WORK_DIR, route_variant, run_name, trained_run
 
 TASKS = ("two_moons", "slcp")
 LIKELIHOOD_TASKS = ("two_moons", "gaussian_mixture", "slcp", "lorenz96")
@@ -72,7 +72,7 @@ FIGURES_DIR = ROOT / "docs" / "figures"
 def record_name(args: argparse.Namespace) -> str:
     """The record this run writes: ``calibration`` for the default route, else
     ``calibration-<route>`` (its own section and figures)."""
-    return "calibration" if args.route == ROUTE else f"calibration-{args.route}"
+    return route_variant("calibration", args.route, ROUTE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -361,8 +361,7 @@ def _one_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
         cell, result = _one_beta(task, posterior, theta_true, x, beta, args)
         cells.append(cell)
         results.append(result)
-    suffix = "" if args.route == ROUTE else f"_{args.route}"
-    figure = FIGURES_DIR / f"calibration_{name}{suffix}.png"
+    figure = FIGURES_DIR / f"calibration_{name}{route_variant('', args.route, ROUTE, '_')}.png"
     _figure(task, results, figure)
     return {
         "task": name,

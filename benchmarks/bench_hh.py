@@ -33,7 +33,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from _common import ROOT, RUNS_DIR, run_name, trained_run
+from _common import ROOT, RUNS_DIR, route_variant, run_name, trained_run
 
 import gbi_tempering
 
@@ -103,11 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def record_name(args: argparse.Namespace) -> str:
     """The record this run writes: ``hh`` for the default route, else ``hh-<route>``."""
-    return "hh" if args.route == ROUTE else f"hh-{args.route}"
-
-
-def _figure_suffix(route: str) -> str:
-    return "" if route == ROUTE else f"_{route}"
+    return route_variant("hh", args.route, ROUTE)
 
 
 def _check_args(args: argparse.Namespace, n_observations: int) -> None:
@@ -283,7 +279,7 @@ def _figures(
     from gbi.simulation import derive_seed
 
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    suffix = _figure_suffix(args.route)
+    suffix = route_variant("", args.route, ROUTE, "_")
     written: dict[str, Any] = {"marginals": [], "traces": []}
     for index in args.observations:
         name = task.recordings[index].name if index < len(task.recordings) else "synthetic"
