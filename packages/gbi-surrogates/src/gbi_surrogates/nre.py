@@ -31,18 +31,14 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gbi_surrogates import _io
 from gbi_surrogates._from_npe import (
     History,
-    ModelFileError,
     TrainConfig,
     make_embedding,
     maybe_compiled,
@@ -50,6 +46,7 @@ from gbi_surrogates._from_npe import (
     split_indices,
 )
 from gbi_surrogates._inputs import as_chunk_size, evaluation_pairs, training_pairs
+from gbi_surrogates._model import PairNetworkModel
 from gbi_surrogates._nets import PairStandardize, ResidualMLP
 from gbi_surrogates._runtime import (
     DEFAULT_CHUNK_SIZE,
@@ -57,7 +54,6 @@ from gbi_surrogates._runtime import (
     build_seeded,
     check_train_config,
     evaluate_chunked,
-    module_device,
 )
 from gbi_surrogates._training import make_snapshot, train_in_stages
 from gbi_surrogates.config import NREConfig
@@ -101,7 +97,7 @@ class RatioNetwork(nn.Module):
         return self.logit_standardized(*self.standardize(theta, x))
 
 
-class NRE:
+class NRE(PairNetworkModel):
     """A trained ratio estimator ``log r(theta, x) ≈ log p(x | theta) / p(x)``.
 
     Build it with ``fit_nre`` or ``NRE.load``.
@@ -112,28 +108,9 @@ class NRE:
     """
 
     kind = "nre"
-
-    def __init__(self, network: RatioNetwork, config: NREConfig) -> None:
-        self.network = network.eval()
-        self.config = config
-
-    @property
-    def theta_features(self) -> int:
-        return self.network.standardize.theta.shift.shape[0]
-
-    @property
-    def x_features(self) -> int:
-        return self.network.standardize.x.shift.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self.network)
-
-    def to(self, device: str | torch.device) -> NRE:
-        """Move the network to ``device`` (``"auto"`` picks CUDA when present); returns self."""
-        device = resolve_device(device) if isinstance(device, str) else device
-        self.network.to(device)
-        return self
+    label = "NRE"
+    config_class = NREConfig
+    network_class = RatioNetwork
 
     def log_ratio(
         self, theta: np.ndarray, x: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -163,35 +140,6 @@ class NRE:
             theta_a.shape[0],
             chunk_size,
         )
-
-    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
-        """Write the model to ``path`` (safetensors + JSON header; see ``gbi_surrogates._io``)."""
-        header = _io.base_header(self.kind, metadata)
-        header["config"] = self.config.to_dict()
-        header["dims"] = {"theta": self.theta_features, "x": self.x_features}
-        header["standardization"] = self.network.standardize.to_dict()
-        return _io.write_module(path, header, self.network)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> NRE:
-        """Rebuild a model written by ``save``; the round trip is exact.
-
-        Raises:
-            FileNotFoundError: no such file.
-            ModelFileError: unreadable, truncated, tampered with, or another
-                format or kind.
-        """
-        header, tensors = _io.read_module_file(path, cls.kind)
-        try:
-            config = NREConfig.from_dict(header["config"])
-            dims = header["dims"]
-            network = RatioNetwork(int(dims["theta"]), int(dims["x"]), config)
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{path}: invalid NRE header: {error}") from error
-        _io.load_into(path, network, tensors)
-        if header.get("standardization") != network.standardize.to_dict():
-            raise ModelFileError(f"{path}: the header's standardization disagrees with the tensors")
-        return cls(network, config).to(device)
 
 
 def _partners(n: int, rng: np.random.Generator) -> np.ndarray:

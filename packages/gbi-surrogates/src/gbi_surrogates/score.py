@@ -62,22 +62,20 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from gbi_surrogates import _io
 from gbi_surrogates._from_npe import (
     History,
-    ModelFileError,
     TrainConfig,
     resolve_device,
     split_indices,
 )
 from gbi_surrogates._inputs import as_chunk_size, as_sigma, evaluation_pairs, training_pairs
+from gbi_surrogates._model import PairNetworkModel
 from gbi_surrogates._nets import NoiseEmbedding, PairStandardize, ResidualMLP
 from gbi_surrogates._runtime import (
     DEFAULT_CHUNK_SIZE,
@@ -85,7 +83,6 @@ from gbi_surrogates._runtime import (
     build_seeded,
     check_train_config,
     evaluate_chunked,
-    module_device,
 )
 from gbi_surrogates._training import make_snapshot, train_in_stages
 from gbi_surrogates.config import ScoreConfig
@@ -136,7 +133,7 @@ class ScoreNetwork(nn.Module):
         return s_u.to(torch.float64) / scale
 
 
-class JointScoreModel:
+class JointScoreModel(PairNetworkModel):
     """A trained noise-conditional joint score ``s(theta, x, sigma)``.
 
     Build it with ``fit_score`` or ``JointScoreModel.load``. ``score`` is a
@@ -148,18 +145,9 @@ class JointScoreModel:
     """
 
     kind = "score"
-
-    def __init__(self, network: ScoreNetwork, config: ScoreConfig) -> None:
-        self.network = network.eval()
-        self.config = config
-
-    @property
-    def theta_features(self) -> int:
-        return self.network.standardize.theta.shift.shape[0]
-
-    @property
-    def x_features(self) -> int:
-        return self.network.standardize.x.shift.shape[0]
+    label = "score model"
+    config_class = ScoreConfig
+    network_class = ScoreNetwork
 
     @property
     def sigmas(self) -> np.ndarray:
@@ -189,16 +177,6 @@ class JointScoreModel:
     def x_scale(self) -> np.ndarray:
         """Training standard deviation of x (1 for constant columns), shape (d_x,)."""
         return self.network.standardize.x.scale.cpu().numpy().copy()
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self.network)
-
-    def to(self, device: str | torch.device) -> JointScoreModel:
-        """Move the network to ``device`` (``"auto"`` picks CUDA when present); returns self."""
-        device = resolve_device(device) if isinstance(device, str) else device
-        self.network.to(device)
-        return self
 
     def score(
         self,
@@ -253,35 +231,8 @@ class JointScoreModel:
             score *= np.r_[self.theta_scale, self.x_scale]
         return score
 
-    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
-        """Write the model to ``path`` (safetensors + JSON header; see ``gbi_surrogates._io``)."""
-        header = _io.base_header(self.kind, metadata)
-        header["config"] = self.config.to_dict()
-        header["dims"] = {"theta": self.theta_features, "x": self.x_features}
-        header["standardization"] = self.network.standardize.to_dict()
-        header["sigmas"] = self.sigmas.tolist()
-        return _io.write_module(path, header, self.network)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> JointScoreModel:
-        """Rebuild a model written by ``save``; the round trip is exact.
-
-        Raises:
-            FileNotFoundError: no such file.
-            ModelFileError: unreadable, truncated, tampered with, or another
-                format or kind.
-        """
-        header, tensors = _io.read_module_file(path, cls.kind)
-        try:
-            config = ScoreConfig.from_dict(header["config"])
-            dims = header["dims"]
-            network = ScoreNetwork(int(dims["theta"]), int(dims["x"]), config)
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{path}: invalid score model header: {error}") from error
-        _io.load_into(path, network, tensors)
-        if header.get("standardization") != network.standardize.to_dict():
-            raise ModelFileError(f"{path}: the header's standardization disagrees with the tensors")
-        return cls(network, config).to(device)
+    def _extra_header(self) -> dict[str, Any]:
+        return {"sigmas": self.sigmas.tolist()}
 
 
 class _DenoisingLoss:
