@@ -63,7 +63,6 @@ def plot_pairs_across_beta(
     fig, axes = plt.subplots(
         len(betas), cols, figsize=(3.4 * cols, 3.0 * len(betas)), squeeze=False
     )
-    samples = posterior.sample(n, x_obs, np.asarray(betas, dtype=float)[0], seed=seed)
     for row, beta in enumerate(betas):
         samples = posterior.sample(n, x_obs, beta, seed=derive_seed(seed, f"pairs{row}"))
         panels = [("gbi", samples)]
