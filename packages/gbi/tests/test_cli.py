@@ -122,6 +122,9 @@ def test_a_bad_argument_through_the_entry_point(tmp_path: Path) -> None:
         (["--x", "0.1,abc", "--beta", "1"], "comma-separated numbers"),
         (["--x", "0.1,0.2,0.3", "--beta", "1"], "2 values per observation"),
         (["--x", "0.1,0.2", "--beta", "5"], "outside the trained range"),
+        (["--x", "0.1,0.2", "--beta", "-1", "--extrapolate"], "--beta must be finite and > 0"),
+        (["--x", "0.1,0.2", "--beta", "0"], "--beta must be finite and > 0"),
+        (["--x", "0.1,0.2", "--beta", "nan"], "--beta must be finite and > 0"),
         (["--x", "0.1,0.2", "--beta", "1", "-n", "0"], "-n must be positive"),
         (["--beta", "1"], "exactly one of --x and --x-file"),
     ],
@@ -212,6 +215,18 @@ def test_sample_writes_npy_and_csv(trained: Path, tmp_path: Path) -> None:
     )
     assert again.returncode == 0
     np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), one)
+
+
+def test_evaluate_refuses_a_missing_observation_before_any_work(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(p.name for p in trained.rglob("*"))
+    code, _, err = run_in_process(
+        capsys, "evaluate", str(trained), "--betas", "0.5", "--observations", "0,10", "-n", "50"
+    )
+    assert code == 2, err
+    assert "two_moons has 10 observations (0..9), got index 10" in err
+    assert sorted(p.name for p in trained.rglob("*")) == before  # no reference was drawn
 
 
 def test_simulate_evaluate_and_report(trained: Path, tmp_path: Path) -> None:

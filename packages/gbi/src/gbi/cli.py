@@ -211,6 +211,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise CLIError(f"-n must be positive, got {args.n}")
+    if not (np.isfinite(args.beta) and args.beta > 0):  # no --extrapolate reaches these
+        raise CLIError(f"--beta must be finite and > 0, got {args.beta}")
     out = Path(args.out)
     if out.suffix not in (".npy", ".csv"):
         raise CLIError(f"--out must end in .npy or .csv, got {out}")

@@ -93,7 +93,8 @@ def evaluate(
 
     Raises:
         ValueError: the problem has no reference sampler (no tractable likelihood,
-            or a user problem), or a beta outside the trained range.
+            or a user problem), a beta outside the trained range, or an
+            observation index the task does not have.
     """
     run = open_run(run_dir, device)
     if run.task_name not in gbi_eval.SUPPORTED_TASKS:
@@ -107,6 +108,12 @@ def evaluate(
         raise ValueError(f"betas {bad} lie outside the trained range [{low}, {high}]")
     problem = make_problem(run.task_name, **run.config.get("task_options", {}))
     task = problem.task
+    bad = [i for i in observations if not 0 <= i < task.n_observations]
+    if bad:  # before any reference is drawn
+        raise ValueError(
+            f"{task.name} has {task.n_observations} observations "
+            f"(0..{task.n_observations - 1}), got index {bad[0]}"
+        )
     cache = RunDirectory(run.path, run.config)
     rows = []
     items = [(i, b) for i in observations for b in betas]
