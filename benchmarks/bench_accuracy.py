@@ -756,6 +756,53 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def at_a_glance(record: dict[str, Any]) -> list[str]:
+    """Markdown bullets for the top of docs/results.md: per task and budget, how
+    many betas meet the target on the best route, the worst of them, beta = 1
+    against sbi, and the grid cells not measured yet."""
+    summary = summarize(record)
+    lines = []
+    for task in TASKS:
+        for budget in BUDGETS:
+            rows = [e for e in summary if e["task"] == task and e["simulations"] == budget]
+            if not rows:
+                continue
+            worst = max(rows, key=lambda e: e["best_c2st"])
+            text = f"{task}, {budget // 1000}k: best-route median C2ST " + (
+                f"{min(e['best_c2st'] for e in rows):.3f}-{worst['best_c2st']:.3f} over beta"
+            )
+            if worst["target"] is not None:
+                met = sum(bool(e["met"]) for e in rows)
+                text += f", target <= {worst['target']:.2f} met at {met} of {len(rows)} betas"
+                if met < len(rows):
+                    text += f" (worst {worst['best_c2st']:.3f} at beta {worst['beta']:g})"
+            at_one = next((e for e in rows if e["beta"] == 1.0), None)
+            if at_one and "sbi_c2st" in at_one:
+                verdict = (
+                    "better"
+                    if at_one["beats_sbi"]
+                    else "tied within noise"
+                    if at_one["within_noise_of_sbi"]
+                    else "**worse**"
+                )
+                text += f"; beta = 1: {at_one['best_c2st']:.3f} against sbi's "
+                text += f"{at_one['sbi_c2st']:.3f} ({verdict})"
+            elif at_one and "sbi_failed" in at_one:
+                text += "; sbi's NPE failed to train here"
+            lines.append(text + ".")
+    cells = _official(record)
+    missing = [
+        f"{task} {route} {budget // 1000}k"
+        for task in TASKS
+        for budget in BUDGETS
+        for route in ROUTES
+        if cell_key(task, route, budget) not in cells
+    ]
+    if missing:
+        lines.append("Grid cells not measured yet: " + ", ".join(missing) + ".")
+    return lines
+
+
 def network_label(cell: dict[str, Any]) -> str:
     """How a cell's posterior network was trained: ``avg 0.998, per-beta stop``,
     ``plain``, ... (cells recorded before the settings were kept were plain)."""
@@ -895,8 +942,8 @@ def _experiments(record: dict[str, Any]) -> list[str]:
     if not tagged:
         return []
     lines = [
-        "Experiments (tagged cells and other seeds, not part of the grid; findings above say "
-        "what each tests): median C2ST.",
+        "Experiments (tagged cells and other seeds, not part of the grid; the findings at "
+        "the end say what each tests): median C2ST.",
         "",
         "| cell | settings | " + " | ".join(f"{b:g}" for b in BETAS) + " | train s | commit |",
         "|---|---|" + "---:|" * len(BETAS) + "---:|---|",

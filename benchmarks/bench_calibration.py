@@ -436,6 +436,24 @@ def _summary(task: dict[str, Any]) -> str:
     return sentence
 
 
+def at_a_glance(record: dict[str, Any]) -> list[str]:
+    """One markdown bullet per task for the top of docs/results.md: the largest
+    HPD coverage error and the verdict at each beta."""
+    lines = []
+    for task in record["tasks"]:
+        cells = task["cells"]
+        lines.append(
+            f"{task['task']}, route {record['route']}, {record['simulations'] // 1000}k: "
+            "largest |coverage - alpha| "
+            + ", ".join(
+                f"{c['max_coverage_error']:.3f} at beta {c['beta']:g} ({_verdict(c)})"
+                for c in cells
+            )
+            + "."
+        )
+    return lines
+
+
 def to_markdown(record: dict[str, Any]) -> str:
     m, n_samples = record["pairs"], record["samples"]
     lines = [

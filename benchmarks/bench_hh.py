@@ -483,6 +483,31 @@ def _facts(record: dict[str, Any]) -> list[str]:
     return facts
 
 
+def at_a_glance(record: dict[str, Any]) -> list[str]:
+    """One markdown bullet for the top of docs/results.md: what beta does to the fit."""
+    summary = {row["beta"]: row for row in record["summary"]}
+    lo, hi = min(summary), max(summary)
+    text = (
+        f"Route {record['route']}, {record['simulations'] // 1000}k simulations, "
+        f"{len(record['observations'])} recordings: observed statistics inside the 5-95 % "
+        "predictive band "
+        + ", ".join(f"{summary[b]['inside']}/{summary[b]['checked']}" for b in (lo, 1.0, hi))
+        + f" at beta = {lo:g}, 1, {hi:g}"
+    )
+    r_lo, r_hi = summary[lo]["median_std_ratio"], summary[hi]["median_std_ratio"]
+    if r_lo is not None and r_hi is not None:
+        text += f"; posterior sd {r_lo:.2f}x beta 1's at beta = {lo:g}, {r_hi:.2f}x at {hi:g}"
+    weights = record["training"]["weights"]
+    collapsed = [
+        b
+        for b, e in zip(weights["beta"], weights["relative_ess"], strict=True)
+        if e < COLLAPSED_RELATIVE_ESS
+    ]
+    if collapsed:
+        text += f"; SNIS weights collapsed up to beta = {max(collapsed):g}"
+    return [text + "."]
+
+
 def to_markdown(record: dict[str, Any]) -> str:
     training = record["training"]
     theta_names, x_names = record["theta_names"], record["x_names"]

@@ -512,6 +512,37 @@ def _variant_ratio(training: dict[str, Any], key: str) -> tuple[float, bool]:
     return training["ratio_budget"], training["meets_target_budget"]  # older records
 
 
+def at_a_glance(record: dict[str, Any]) -> list[str]:
+    """Markdown bullets for the top of docs/results.md: the three speed ratios."""
+    rows = [(t["task"], row) for t in record["sampling"] for row in t["rows"]]
+    ratios = [row["ratio"] for _, row in rows]
+    met = sum(row["meets_target"] for _, row in rows)
+    devices = sorted({row["device"] for _, row in rows})
+    lines = [
+        f"Sampling {record['draws']:,} draws for one (x, beta) against the reference "
+        f"sampler ({'/'.join(devices)}): reference time / ours {_ratio(min(ratios))} to "
+        f"{_ratio(max(ratios))} (target >= {TARGET_SAMPLING_RATIO:,.0f}, met in {met} of "
+        f"{len(rows)})."
+    ]
+    training = record["training"]
+    if training.get("sbi"):
+        best = min(VARIANT_KEYS, key=lambda k: _variant_ratio(training, k)[0])
+        ratio, meets = _variant_ratio(training, best)
+        lines.append(
+            f"Training the all-beta model (route {training['route']}, {training['task']}, "
+            f"{record['simulations']:,} simulations) against sbi's single-beta NPE: "
+            f"{training['ratio']:.2f}x sbi's wall time with the defaults, {ratio:.2f}x at best "
+            f"({_variant_label(best, training[best])}); target <= {TARGET_TRAINING_RATIO:g}x"
+            + (" met." if meets else ", not met.")
+        )
+    if "throughput_ratio" in training:
+        lines.append(
+            "Many observations at once (1000 x 1000 draws): "
+            f"{training['throughput_ratio']:.2f}x sbi's batched sampling rate."
+        )
+    return lines
+
+
 def to_markdown(record: dict[str, Any]) -> str:
     n = record["draws"]
     lines = [

@@ -125,12 +125,11 @@ def build_results(records: dict) -> str:
         "reference draws are cached in `benchmarks/_work/`, so rerunning a command",
         "only computes what is missing (a cell killed while a network trains continues",
         "that training from its last minute); `nox -s bench -- accuracy --plan` lists",
-        "the accuracy grid's cells and what each has cached.",
+        "the accuracy grid's cells and what each has cached. The findings behind the",
+        "numbers (what was tried, why a target is missed) close the page, newest first.",
         "",
     ]
-    findings = HERE / "findings.md"
-    if findings.is_file():
-        parts += [findings.read_text().rstrip(), ""]
+    parts += at_a_glance(records)
     for name, title, question in RESULTS:
         parts += [f"## {title}", "", f"*{question}*", ""]
         variants = _variants(records, name)
@@ -143,7 +142,26 @@ def build_results(records: dict) -> str:
                 _load(name).to_markdown(record).rstrip(),
                 "",
             ]
+    findings = HERE / "findings.md"
+    if findings.is_file():
+        parts += [findings.read_text().rstrip(), ""]
     return "\n".join(parts)
+
+
+def at_a_glance(records: dict) -> list[str]:
+    """The opening section of docs/results.md: each result benchmark's bullets
+    (its ``at_a_glance(record)``), one group per record."""
+    parts = ["## At a glance", ""]
+    for name, title, _ in RESULTS:
+        module = _load(name)
+        for key, record in _variants(records, name):
+            if not hasattr(module, "at_a_glance"):
+                continue
+            parts.append(f"**{title}**" + (f" (`{key}`)" if key != name else ""))
+            parts.append("")
+            parts += [f"- {line}" for line in module.at_a_glance(record)]
+            parts.append("")
+    return parts if len(parts) > 2 else []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -338,3 +338,48 @@ def test_the_network_label_says_how_route_auto_trained_its_route_a_rows(monkeypa
     mixed = {"config": config, "auto": {"summary": "Route A", "posterior_settings": route_a}}
     label = bench_accuracy.network_label({"training": bench_accuracy.training_summary(mixed)})
     assert label == "avg 0.998"
+
+
+def _cell(task: str, route: str, simulations: int, c2st: dict[float, float]) -> dict:
+    rows = [
+        {"observation": obs, "beta": beta, "c2st": value}
+        for beta, value in c2st.items()
+        for obs in (0, 1, 2)
+    ]
+    return dict(
+        task=task, route=route, simulations=simulations, rows=rows, n=2000, training={}, commit="a"
+    )
+
+
+def test_the_results_open_with_what_is_met_and_what_is_missing(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_accuracy
+    import run
+
+    betas = bench_accuracy.BETAS
+    good = dict.fromkeys(betas, 0.52)
+    cells = {
+        "two_moons/b-nre/10000": _cell("two_moons", "b-nre", 10_000, {**good, 1.5: 0.63}),
+        "two_moons/auto/10000": _cell("two_moons", "auto", 10_000, {**good, 1.0: 0.58, 1.5: 0.65}),
+        "two_moons/sbi/10000": _cell("two_moons", "sbi", 10_000, {1.0: 0.50}),
+    }
+    lines = bench_accuracy.at_a_glance({"cells": cells})
+    first = lines[0]
+    assert first.startswith("two_moons, 10k: best-route median C2ST 0.520-0.630")
+    assert "target <= 0.60 met at 8 of 9 betas (worst 0.630 at beta 1.5)" in first
+    assert "beta = 1: 0.520 against sbi's 0.500 (tied within noise)" in first
+    missing = lines[-1]
+    assert missing.startswith("Grid cells not measured yet: two_moons a 10k, two_moons b-nle 10k")
+    assert "two_moons auto 10k" not in missing and "lorenz96 auto 100k" in missing
+
+    results = run.build_results({"accuracy": {"cells": cells, **_stamped()}})
+    glance = results.index("## At a glance")
+    assert glance < results.index("## Accuracy across temperatures")
+    assert results.index("- two_moons, 10k: best-route") > glance
+    if (BENCHMARKS / "findings.md").is_file():  # the notebook closes the page
+        assert results.index("## Findings") > results.index("## Accuracy across temperatures")
+
+
+def _stamped() -> dict:
+    machine = dict(cpu_count=2, processor="x86_64", gpu=None)
+    return dict(commit="abc", date="2026-12-04", machine=machine, wall_seconds=1.0)
