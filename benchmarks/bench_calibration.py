@@ -37,6 +37,11 @@ puts the binomial tolerance on coverage at 2 sqrt(alpha (1 - alpha) / m)
 that. m dominates the power of every test, so the budget goes to m rather
 than L.
 
+Anchor: at beta = 1, ``sbi``'s NPE (NSF, sbi's defaults) trained on the same
+simulations is checked on the same pairs (``--no-anchor`` skips it): whether a
+miscalibration at beta = 1 is gbi's or the budget's. Its draws and log q are
+cached beside the reference pairs.
+
 Torch runs on one thread by default (``--threads``): on two cores shared with
 other work, two OpenMP threads made the same draws up to 100x slower.
 """
@@ -44,6 +49,7 @@ other work, two OpenMP threads made the same draws up to 100x slower.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 import zlib
@@ -89,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-epochs", type=int, default=None, help="training epochs bound (smoke runs)"
     )
     parser.add_argument("--tag", default="", help="suffix of the run directories")
+    parser.add_argument(
+        "--no-anchor",
+        dest="anchor",
+        action="store_false",
+        help="skip sbi's NPE (trained on the same simulations, checked at beta = 1)",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
@@ -200,8 +212,6 @@ def _one_beta(
     beta: float,
     args: argparse.Namespace,
 ) -> tuple[dict[str, Any], Any]:
-    import gbi_eval
-
     m, n_samples = x.shape[0], args.samples
     cell: dict[str, Any] = {"beta": beta}
     label = round(beta * 1e6)  # own streams per beta
@@ -225,8 +235,26 @@ def _one_beta(
         points.reshape(-1, points.shape[-1]), np.repeat(x, n_samples + 1, axis=0), beta
     ).reshape(m, n_samples + 1)
     cell["log_prob_seconds"] = time.perf_counter() - start
-    cell["theta_outside_support"] = int(np.sum(~np.isfinite(log_q[:, 0])))
+    return _judge(cell, theta, x, beta, samples, log_q, args.seed, task.name)
 
+
+def _judge(
+    cell: dict[str, Any],
+    theta: np.ndarray,
+    x: np.ndarray,
+    beta: float,
+    samples: np.ndarray,
+    log_q: np.ndarray,
+    seed: int,
+    task_name: str,
+) -> tuple[dict[str, Any], Any]:
+    """``check_calibration`` on precomputed draws (m, L, d) and log q (m, L + 1);
+    fills ``cell`` with its tests, coverage errors and verdict."""
+    import gbi_eval
+
+    m, n_samples = samples.shape[:2]
+    label = round(beta * 1e6)
+    cell["theta_outside_support"] = int(np.sum(~np.isfinite(log_q[:, 0])))
     sample_fn, log_prob_fn = _replay_fns(x, samples, log_q)
     start = time.perf_counter()
     result = gbi_eval.check_calibration(
@@ -235,7 +263,7 @@ def _one_beta(
         x,
         beta,
         n_samples,
-        seed=_stream(args.seed, task.name, 3, label),
+        seed=_stream(seed, task_name, 3, label),
         log_prob_fn=log_prob_fn,
     )
     cell["check_seconds"] = time.perf_counter() - start
@@ -263,6 +291,81 @@ def _one_beta(
         rank_shape=[_shape_of_ranks(u[:, j], float(marginal_error[j])) for j in range(u.shape[1])],
     )
     return cell, result
+
+
+def _anchor(
+    task: Any, simulations: int, theta: np.ndarray, x: np.ndarray, args: argparse.Namespace
+) -> dict[str, Any]:
+    """sbi's NPE (NSF, sbi's defaults) on the run's own simulations, checked at beta = 1
+    on the same pairs as q: what the single-beta tool's calibration is at this budget.
+
+    sbi's posterior is used as its users get it: draws by rejection inside the
+    prior box, and ``log_prob`` without the leakage normalization (HPD ranks
+    compare log q at one x, which a constant does not change). Its draws and
+    log q are cached in ``benchmarks/_work/calibration/``; a failed training is
+    recorded, not raised (as in the accuracy benchmark).
+    """
+    m, n_samples = theta.shape[0], args.samples
+    bound = "" if args.max_epochs is None else f"_e{args.max_epochs}"
+    name = f"sbi_{task.name}_n{simulations}_m{m}_L{n_samples}_s{args.seed}{bound}.npz"
+    path = CACHE_DIR / name
+    stored = dict(np.load(path)) if path.is_file() else {}
+    if stored and np.array_equal(stored["x"], x):
+        training = json.loads(str(stored["training"]))
+        print(f"   {task.name}: sbi's NPE (anchor), cached", flush=True)
+    else:
+        training, stored = _anchor_draws(task, simulations, theta, x, args)
+        if "failed" in training:
+            return {"training": training}
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, x=x, training=json.dumps(training), **stored)
+        tmp.replace(path)
+    cell: dict[str, Any] = {"beta": 1.0, "pair_source": "exact", "pair_seconds": 0.0}
+    cell.update(pairs_cached=False, pair_seconds_each=0.0)
+    cell["sample_seconds"] = float(stored["sample_seconds"])
+    cell["log_prob_seconds"] = float(stored["log_prob_seconds"])
+    samples, log_q = stored["samples"], stored["log_q"]
+    cell, _ = _judge(cell, theta, x, 1.0, samples, log_q, args.seed, task.name)
+    return {"training": training, **cell}
+
+
+def _anchor_draws(
+    task: Any, simulations: int, theta: np.ndarray, x: np.ndarray, args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train sbi's NPE; its L draws per x (m, L, d) and log q of [theta_i, draws] (m, L + 1)."""
+    from bench_accuracy import train_sbi_npe
+
+    import gbi
+
+    print(f"   {task.name}: sbi's NPE on the same {simulations} simulations (anchor)", flush=True)
+    base = gbi.simulate_base_set(gbi.make_problem(task.name), simulations, args.seed)
+    start = time.perf_counter()
+    try:
+        posterior, training = train_sbi_npe(task, base.theta, base.x, args.seed, args.max_epochs)
+    except (ValueError, RuntimeError) as error:  # sbi refuses a non-finite loss
+        reason = str(error).strip().splitlines()[0]
+        return {"seconds": time.perf_counter() - start, "failed": reason}, {}
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    m, n_samples = x.shape[0], args.samples
+    x_t = torch.as_tensor(x, dtype=torch.float32)
+    start = time.perf_counter()
+    samples = torch.stack(
+        [posterior.sample((n_samples,), x=x_t[i], show_progress_bars=False) for i in range(m)]
+    )
+    sample_seconds = time.perf_counter() - start
+    points = torch.cat([torch.as_tensor(theta, dtype=torch.float32)[:, None], samples], dim=1)
+    start = time.perf_counter()
+    with torch.no_grad():  # (L + 1, m): sbi's batched log_prob takes sample dim first
+        log_q = posterior.log_prob_batched(points.transpose(0, 1), x=x_t, norm_posterior=False)
+    return training, {
+        "samples": samples.numpy().astype(np.float64),
+        "log_q": log_q.transpose(0, 1).numpy().astype(np.float64),
+        "sample_seconds": sample_seconds,
+        "log_prob_seconds": time.perf_counter() - start,
+    }
 
 
 # -- figure --------------------------------------------------------------------------------
@@ -361,6 +464,9 @@ def _one_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
         cell, result = _one_beta(task, posterior, theta_true, x, beta, args)
         cells.append(cell)
         results.append(result)
+    anchor = None
+    if args.anchor and 1.0 in args.betas:
+        anchor = _anchor(task, args.simulations, theta_true, x, args)
     figure = FIGURES_DIR / f"calibration_{name}{route_variant('', args.route, ROUTE, '_')}.png"
     _figure(task, results, figure)
     return {
@@ -372,6 +478,7 @@ def _one_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "seconds": time.perf_counter() - start,
         "figure": str(figure.relative_to(ROOT / "docs")),
         "cells": cells,
+        "anchor": anchor,
     }
 
 
@@ -416,6 +523,13 @@ def _summary(task: dict[str, Any]) -> str:
             )
         parts.append(f"{verdict} at beta = {cell['beta']:g} ({detail})")
     sentence = f"**{task['task']}**: " + "; ".join(parts) + "."
+    anchor = task.get("anchor")
+    if anchor and "failed" not in anchor["training"]:
+        sentence += (
+            f" sbi's NPE on the same simulations, at beta = 1: {_verdict(anchor)} "
+            f"(max |coverage - alpha| = {anchor['max_coverage_error']:.3f}, "
+            f"{anchor['training']['epochs']} epochs, {anchor['training']['seconds']:.0f} s)."
+        )
     rejected = []
     for cell in task["cells"]:
         bad = [
@@ -449,6 +563,11 @@ def at_a_glance(record: dict[str, Any]) -> list[str]:
                 f"{c['max_coverage_error']:.3f} at beta {c['beta']:g} ({_verdict(c)})"
                 for c in cells
             )
+            + (
+                f"; sbi's NPE at beta 1: {anchor['max_coverage_error']:.3f} ({_verdict(anchor)})"
+                if (anchor := task.get("anchor")) and "failed" not in anchor["training"]
+                else ""
+            )
             + "."
         )
     return lines
@@ -473,7 +592,16 @@ def to_markdown(record: dict[str, Any]) -> str:
         "|---|---:|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for task in record["tasks"]:
-        for cell in task["cells"]:
+        anchor = task.get("anchor")
+        rows = [(task["task"], cell) for cell in task["cells"]]
+        if anchor and "failed" not in anchor["training"]:
+            rows.append((f"{task['task']}, sbi NPE (anchor)", anchor))
+        elif anchor:
+            lines.append(
+                f"| {task['task']}, sbi NPE (anchor) | 1 | failed to train: "
+                f"{anchor['training']['failed']} | | | | | | | |"
+            )
+        for label, cell in rows:
             source = cell["pair_source"]
             pair_time = (
                 "–"
@@ -481,7 +609,7 @@ def to_markdown(record: dict[str, Any]) -> str:
                 else f"{cell['pair_seconds']:.0f}" + (" (cached)" if cell["pairs_cached"] else "")
             )
             lines.append(
-                f"| {task['task']} | {cell['beta']:g} | {source} | "
+                f"| {label} | {cell['beta']:g} | {source} | "
                 + ", ".join(f"{p:.2g}" for p in cell["rank_pvalues"])
                 + f" | {cell['joint_pvalue']:.2g} | {cell['max_coverage_error']:.3f} "
                 f"({cell['worst_level']:.2f}) | {cell['tolerance']:.3f} | {_verdict(cell)} | "

@@ -383,3 +383,28 @@ def test_the_results_open_with_what_is_met_and_what_is_missing(monkeypatch) -> N
 def _stamped() -> dict:
     machine = dict(cpu_count=2, processor="x86_64", gpu=None)
     return dict(commit="abc", date="2026-12-04", machine=machine, wall_seconds=1.0)
+
+
+CALIBRATION = BENCHMARKS.parent / "docs" / "benchmarks" / "calibration.json"
+
+
+@pytest.mark.skipif(not CALIBRATION.is_file(), reason="no stored calibration record")
+def test_the_calibration_names_sbis_anchor_or_why_it_is_missing(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_calibration
+
+    record = json.loads(CALIBRATION.read_text())
+    task = record["tasks"][0]
+    at_one = next(c for c in task["cells"] if c["beta"] == 1.0)
+    anchor = {**copy.deepcopy(at_one), "max_coverage_error": 0.011, "within_tolerance": True}
+    task["anchor"] = {**anchor, "training": {"seconds": 99.0, "epochs": 77, "best_val": 1.0}}
+    text = bench_calibration.to_markdown(record)
+    assert f"| {task['task']}, sbi NPE (anchor) | 1 | exact |" in text
+    assert "sbi's NPE on the same simulations, at beta = 1: calibrated" in text
+    assert "77 epochs, 99 s" in text
+    glance = bench_calibration.at_a_glance(record)[0]
+    assert glance.endswith("; sbi's NPE at beta 1: 0.011 (calibrated).")
+    task["anchor"] = {"training": {"seconds": 3.0, "failed": "NaN/Inf present in NPE loss."}}
+    text = bench_calibration.to_markdown(record)
+    assert "sbi NPE (anchor) | 1 | failed to train: NaN/Inf present in NPE loss." in text
+    assert "sbi's NPE at beta 1" not in bench_calibration.at_a_glance(record)[0]
