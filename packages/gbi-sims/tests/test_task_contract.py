@@ -215,6 +215,16 @@ def test_observations_reproducible_and_consistent(task: gbi_sims.Task) -> None:
 def test_observation_index_out_of_range(task: gbi_sims.Task, index: object) -> None:
     with pytest.raises(ValueError, match="observation"):
         task.observation(index)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="observation"):
+        task.check_observation_index(index)
+
+
+def test_the_observation_check_names_the_range(task: gbi_sims.Task) -> None:
+    last = task.n_observations - 1
+    assert task.check_observation_index(np.int64(last)) == last
+    message = f"{task.name} has {task.n_observations} observations (0..{last}), got index"
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        task.check_observation_index(last + 1)
 
 
 # -- likelihood ----------------------------------------------------------------

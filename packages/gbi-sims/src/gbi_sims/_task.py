@@ -232,6 +232,17 @@ class Task(abc.ABC):
 
     # -- observations ------------------------------------------------------
 
+    def check_observation_index(self, i: object) -> int:
+        """``i`` as an int if this task has observation ``i``, else a ``ValueError``
+        naming the valid range (cheap: nothing is simulated)."""
+        i = check_count(i, what="observation index")
+        if i >= self.n_observations:
+            raise ValueError(
+                f"{self.name} has {self.n_observations} observations "
+                f"(0..{self.n_observations - 1}), got index {i}"
+            )
+        return i
+
     def observation(self, i: int) -> Observation:
         """Fixed observation ``i`` (0 <= i < n_observations) with its true theta.
 
@@ -239,12 +250,7 @@ class Task(abc.ABC):
         ``prior.sample(n_observations, seed=observation_seed)`` and x is
         simulated for it with seed ``observation_seed + 1``.
         """
-        i = check_count(i, what="observation index")
-        if i >= self.n_observations:
-            raise ValueError(
-                f"{self.name} has {self.n_observations} observations "
-                f"(0..{self.n_observations - 1}), got index {i}"
-            )
+        i = self.check_observation_index(i)
         thetas = self._observation_thetas()
         x = self.simulate_rows(
             thetas[i : i + 1], make_key(self.observation_seed + 1), row_offset=i, warn=False

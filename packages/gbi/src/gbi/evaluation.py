@@ -108,12 +108,8 @@ def evaluate(
         raise ValueError(f"betas {bad} lie outside the trained range [{low}, {high}]")
     problem = make_problem(run.task_name, **run.config.get("task_options", {}))
     task = problem.task
-    bad = [i for i in observations if not 0 <= i < task.n_observations]
-    if bad:  # before any reference is drawn
-        raise ValueError(
-            f"{task.name} has {task.n_observations} observations "
-            f"(0..{task.n_observations - 1}), got index {bad[0]}"
-        )
+    for i in observations:  # before any reference is drawn
+        task.check_observation_index(i)
     cache = RunDirectory(run.path, run.config)
     rows = []
     items = [(i, b) for i in observations for b in betas]

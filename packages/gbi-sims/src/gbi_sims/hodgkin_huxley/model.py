@@ -193,12 +193,7 @@ class HodgkinHuxley(Task):
 
     def observation(self, i: int) -> Observation:
         """Fixed observation ``i`` (0 <= i < n_observations); see the class docstring."""
-        i = check_count(i, what="observation index")
-        if i >= self.n_observations:
-            raise ValueError(
-                f"{self.name} has {self.n_observations} observations "
-                f"(0..{self.n_observations - 1}), got index {i}"
-            )
+        i = self.check_observation_index(i)
         if i < len(self.recordings):
             rec = self.recordings[i]
             return Observation(
