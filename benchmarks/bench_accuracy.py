@@ -756,6 +756,13 @@ def summarize(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _against_sbi(entry: dict[str, Any]) -> str:
+    """How the best route at beta = 1 compares with sbi's NPE (a ``summarize`` entry)."""
+    if entry["beats_sbi"]:
+        return "beaten"
+    return "tied within noise" if entry["within_noise_of_sbi"] else "**worse**"
+
+
 def at_a_glance(record: dict[str, Any]) -> list[str]:
     """Markdown bullets for the top of docs/results.md: per task and budget, how
     many betas meet the target on the best route, the worst of them, beta = 1
@@ -778,15 +785,8 @@ def at_a_glance(record: dict[str, Any]) -> list[str]:
                     text += f" (worst {worst['best_c2st']:.3f} at beta {worst['beta']:g})"
             at_one = next((e for e in rows if e["beta"] == 1.0), None)
             if at_one and "sbi_c2st" in at_one:
-                verdict = (
-                    "better"
-                    if at_one["beats_sbi"]
-                    else "tied within noise"
-                    if at_one["within_noise_of_sbi"]
-                    else "**worse**"
-                )
                 text += f"; beta = 1: {at_one['best_c2st']:.3f} against sbi's "
-                text += f"{at_one['sbi_c2st']:.3f} ({verdict})"
+                text += f"{at_one['sbi_c2st']:.3f} ({_against_sbi(at_one)})"
             elif at_one and "sbi_failed" in at_one:
                 text += "; sbi's NPE failed to train here"
             lines.append(text + ".")
@@ -907,13 +907,7 @@ def to_markdown(record: dict[str, Any]) -> str:
             met = "" if e["met"] is None else ("yes" if e["met"] else "**no**")
             anchor = ""
             if "sbi_c2st" in e:
-                if e["beats_sbi"]:
-                    verdict = "beaten"
-                elif e["within_noise_of_sbi"]:
-                    verdict = "tied within noise"
-                else:
-                    verdict = "**worse**"
-                anchor = f"{e['sbi_c2st']:.3f} ({verdict})"
+                anchor = f"{e['sbi_c2st']:.3f} ({_against_sbi(e)})"
             elif "sbi_failed" in e:
                 anchor = "sbi failed to train"
             lines.append(

@@ -309,7 +309,10 @@ def _anchor(
     bound = "" if args.max_epochs is None else f"_e{args.max_epochs}"
     name = f"sbi_{task.name}_n{simulations}_m{m}_L{n_samples}_s{args.seed}{bound}.npz"
     path = CACHE_DIR / name
-    stored = dict(np.load(path)) if path.is_file() else {}
+    stored = {}
+    if path.is_file():
+        with np.load(path) as cached:
+            stored = dict(cached)
     if stored and np.array_equal(stored["x"], x):
         training = json.loads(str(stored["training"]))
         print(f"   {task.name}: sbi's NPE (anchor), cached", flush=True)
@@ -501,6 +504,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _trained_anchor(task: dict[str, Any]) -> dict[str, Any] | None:
+    """A task's sbi anchor cell, or None where it was skipped or failed to train."""
+    anchor = task.get("anchor")
+    return anchor if anchor and "failed" not in anchor["training"] else None
+
+
 def _verdict(cell: dict[str, Any]) -> str:
     if cell["within_tolerance"]:
         return "calibrated"
@@ -523,8 +532,8 @@ def _summary(task: dict[str, Any]) -> str:
             )
         parts.append(f"{verdict} at beta = {cell['beta']:g} ({detail})")
     sentence = f"**{task['task']}**: " + "; ".join(parts) + "."
-    anchor = task.get("anchor")
-    if anchor and "failed" not in anchor["training"]:
+    anchor = _trained_anchor(task)
+    if anchor:
         sentence += (
             f" sbi's NPE on the same simulations, at beta = 1: {_verdict(anchor)} "
             f"(max |coverage - alpha| = {anchor['max_coverage_error']:.3f}, "
@@ -565,7 +574,7 @@ def at_a_glance(record: dict[str, Any]) -> list[str]:
             )
             + (
                 f"; sbi's NPE at beta 1: {anchor['max_coverage_error']:.3f} ({_verdict(anchor)})"
-                if (anchor := task.get("anchor")) and "failed" not in anchor["training"]
+                if (anchor := _trained_anchor(task))
                 else ""
             )
             + "."
@@ -592,14 +601,14 @@ def to_markdown(record: dict[str, Any]) -> str:
         "|---|---:|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for task in record["tasks"]:
-        anchor = task.get("anchor")
+        anchor = _trained_anchor(task)
         rows = [(task["task"], cell) for cell in task["cells"]]
-        if anchor and "failed" not in anchor["training"]:
+        if anchor:
             rows.append((f"{task['task']}, sbi NPE (anchor)", anchor))
-        elif anchor:
+        elif task.get("anchor"):
             lines.append(
                 f"| {task['task']}, sbi NPE (anchor) | 1 | failed to train: "
-                f"{anchor['training']['failed']} | | | | | | | |"
+                f"{task['anchor']['training']['failed']} | | | | | | | |"
             )
         for label, cell in rows:
             source = cell["pair_source"]

@@ -411,6 +411,16 @@ def _misses_at(record: dict[str, Any], beta: float) -> str:
     return ", ".join(f"`{name}` ({k} of {m} observations)" for name, k in ranked)
 
 
+def _collapsed_betas(weights: dict[str, Any]) -> list[float]:
+    """The training temperatures whose SNIS weights keep under
+    ``COLLAPSED_RELATIVE_ESS`` of the pairs."""
+    return [
+        b
+        for b, e in zip(weights["beta"], weights["relative_ess"], strict=True)
+        if e < COLLAPSED_RELATIVE_ESS
+    ]
+
+
 def _facts(record: dict[str, Any]) -> list[str]:
     """Sentences stating what the numbers show (generated, not hard-coded)."""
     summary = {row["beta"]: row for row in record["summary"]}
@@ -453,11 +463,7 @@ def _facts(record: dict[str, Any]) -> list[str]:
                 else "."
             )
         )
-        collapsed = [
-            b
-            for b, e in zip(weights["beta"], weights["relative_ess"], strict=True)
-            if e < COLLAPSED_RELATIVE_ESS
-        ]
+        collapsed = _collapsed_betas(weights)
         if collapsed and (
             not record["training"].get("auto")
             or record["training"].get("auto_failing_cells_on_weights")
@@ -497,12 +503,7 @@ def at_a_glance(record: dict[str, Any]) -> list[str]:
     r_lo, r_hi = summary[lo]["median_std_ratio"], summary[hi]["median_std_ratio"]
     if r_lo is not None and r_hi is not None:
         text += f"; posterior sd {r_lo:.2f}x beta 1's at beta = {lo:g}, {r_hi:.2f}x at {hi:g}"
-    weights = record["training"]["weights"]
-    collapsed = [
-        b
-        for b, e in zip(weights["beta"], weights["relative_ess"], strict=True)
-        if e < COLLAPSED_RELATIVE_ESS
-    ]
+    collapsed = _collapsed_betas(record["training"]["weights"])
     if collapsed:
         text += f"; SNIS weights collapsed up to beta = {max(collapsed):g}"
     return [text + "."]
