@@ -9,7 +9,7 @@ from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCou
 
 from gbi_npe import SplineFlowConfig
 from gbi_npe.flows import SplineFlow, _AutoregressiveSpline, _conditioner, _Coupling
-from gbi_npe.splines import rational_quadratic_spline
+from gbi_npe.splines import packed_rational_quadratic_spline, rational_quadratic_spline
 
 
 @pytest.mark.parametrize("features", [2, 3, 5])
@@ -204,3 +204,22 @@ def test_the_spline_refuses_mismatched_logits():
         rational_quadratic_spline(
             x, torch.zeros(3, 1001), torch.zeros(3, 1001), torch.zeros(3, 1000), bound=1.0
         )
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_the_packed_spline_is_the_spline_on_the_split_scaled_logits(inverse):
+    """What the flows call: one (..., 3K - 1) conditioner output per element,
+    width and height logits scaled; batched over two leading axes."""
+    generator = torch.Generator().manual_seed(5)
+    params = 3.0 * torch.randn(50, 7, 3 * 6 - 1, generator=generator, dtype=torch.float64)
+    x = 5.0 * torch.rand(50, 7, generator=generator, dtype=torch.float64) - 2.5
+    out, log_det = packed_rational_quadratic_spline(
+        x, params, num_bins=6, bound=2.0, inverse=inverse, logit_scale=0.3
+    )
+    split = (0.3 * params[..., :6], 0.3 * params[..., 6:12], params[..., 12:])
+    want, want_log_det = rational_quadratic_spline(x, *split, bound=2.0, inverse=inverse)
+    torch.testing.assert_close(out, want, atol=1e-12, rtol=0)
+    torch.testing.assert_close(log_det, want_log_det, atol=1e-12, rtol=0)
+    assert out.shape == log_det.shape == (50, 7)
+    with pytest.raises(ValueError, match=r"3K - 1 = 17 parameters per element, got 16"):
+        packed_rational_quadratic_spline(x, params[..., :16], num_bins=6, bound=2.0)

@@ -60,7 +60,10 @@ def test_each_temperature_is_served_by_its_cells_weights(two_weight_sets, tmp_pa
     mixed = Posterior(pieced).sample(7, xs, betas, seed=3)
     for owner, rows in ((a, [0, 2]), (b, [1, 3])):
         alone = Posterior(owner).sample(7, xs, betas, seed=3)
-        np.testing.assert_allclose(mixed[rows], alone[rows], rtol=1e-6)
+        # float32 networks on batches of other sizes: vectorized and scalar
+        # loops round differently, a few ulp per layer (the other weight set
+        # would be off by O(1))
+        np.testing.assert_allclose(mixed[rows], alone[rows], rtol=1.3e-6, atol=1e-5)
     # the grid check on x embeddings per weight set agrees with log_prob
     with torch.no_grad():
         t = torch.as_tensor(theta[:5])

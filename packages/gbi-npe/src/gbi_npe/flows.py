@@ -25,7 +25,7 @@ from torch import nn
 
 from .config import SplineFlowConfig
 from .resnet import ResidualNet
-from .splines import rational_quadratic_spline
+from .splines import packed_rational_quadratic_spline
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -86,14 +86,13 @@ class _Coupling(nn.Module):
     def _apply_spline(self, y: torch.Tensor, h: torch.Tensor | None, inverse: bool):
         identity = y.index_select(1, self.identity_features)
         params = self.transform_net(identity, h).view(y.shape[0], len(self.transform_features), -1)
-        k = self.num_bins
-        out, log_det = rational_quadratic_spline(
+        out, log_det = packed_rational_quadratic_spline(
             y.index_select(1, self.transform_features),
-            params[..., :k] * self.logit_scale,
-            params[..., k : 2 * k] * self.logit_scale,
-            params[..., 2 * k :],
+            params,
+            num_bins=self.num_bins,
             bound=self.tail_bound,
             inverse=inverse,
+            logit_scale=self.logit_scale,
         )
         return y.index_copy(1, self.transform_features, out), log_det.sum(dim=-1)
 
@@ -180,16 +179,10 @@ class _MaskFreeAutoregressive(MaskedPiecewiseRationalQuadraticAutoregressive):
     def _elementwise(self, inputs: torch.Tensor, params: torch.Tensor, inverse: bool = False):
         b, d = inputs.shape
         params = params.view(b, d, self._output_dim_multiplier())
-        k = self.num_bins
         # (normflows scales the logits by a network width only where the
         # network has a ``hidden_features`` attribute, which its MADE has not)
-        out, log_det = rational_quadratic_spline(
-            inputs,
-            params[..., :k],
-            params[..., k : 2 * k],
-            params[..., 2 * k :],
-            bound=self.tail_bound,
-            inverse=inverse,
+        out, log_det = packed_rational_quadratic_spline(
+            inputs, params, num_bins=self.num_bins, bound=self.tail_bound, inverse=inverse
         )
         return out, log_det.sum(dim=1)
 
