@@ -178,3 +178,14 @@ def test_nre_copes_with_a_last_batch_of_one_row(small_data, variant: str) -> Non
         *small_data, config, TrainConfig(max_epochs=2, batch_size=269, progress=False)
     )
     assert np.isfinite(history.train_loss).all() and history.n_train == 270
+
+
+def test_the_default_rows_per_call_shrink_with_the_x_features() -> None:
+    """Wide x (lorenz96's 168 features) is evaluated in small calls that stay in
+    the CPU caches; narrow x in calls of 4096 rows; never fewer than 128."""
+    from gbi_surrogates._runtime import chunk_rows, rows_per_call
+
+    assert [rows_per_call(d) for d in (1, 2, 8, 16, 168, 10**6)] == [4096] * 3 + [2048, 195, 128]
+    assert chunk_rows(None, 168) == 195 and chunk_rows(7, 168) == 7
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        chunk_rows(0, 168)

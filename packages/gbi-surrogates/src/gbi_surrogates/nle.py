@@ -50,11 +50,11 @@ from gbi_surrogates._from_npe import (
     resolve_device,
     save_estimator,
 )
-from gbi_surrogates._inputs import as_chunk_size, evaluation_pairs, training_pairs
+from gbi_surrogates._inputs import evaluation_pairs, training_pairs
 from gbi_surrogates._runtime import (
-    DEFAULT_CHUNK_SIZE,
     as_tensor,
     check_train_config,
+    chunk_rows,
     evaluate_chunked,
 )
 from gbi_surrogates._training import make_snapshot, run_in_stages
@@ -138,7 +138,7 @@ class NLE:
         return self
 
     def log_likelihood(
-        self, theta: np.ndarray, x: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+        self, theta: np.ndarray, x: np.ndarray, *, chunk_size: int | None = None
     ) -> np.ndarray:
         """``log p̂(x | theta)``, a density of x in its original units.
 
@@ -146,7 +146,8 @@ class NLE:
             theta: shape (n, d_theta) or (d_theta,).
             x: shape (n, d_x) or (d_x,); one x against n thetas (or one theta
                 against n x) is broadcast.
-            chunk_size: rows per network call (results do not depend on it).
+            chunk_size: rows per network call (default: ``rows_per_call``; results
+                do not depend on it beyond float32 rounding).
 
         Returns:
             shape (n,), float64.
@@ -155,7 +156,7 @@ class NLE:
             ValueError: wrong dimensions, non-finite values, mismatched rows.
         """
         theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
-        chunk_size = as_chunk_size(chunk_size)
+        chunk_size = chunk_rows(chunk_size, self.x_features)
         columns = list(self.x_columns)
         device = self.device
         self.estimator.eval()
@@ -173,7 +174,7 @@ class NLE:
         x: np.ndarray,
         contrast_theta: np.ndarray,
         *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         progress: bool = False,
         resume: EvidenceProgress | None = None,
         checkpoint: Callable[[EvidenceProgress], None] | None = None,
@@ -201,7 +202,8 @@ class NLE:
             theta: shape (n, d_theta) or (d_theta,).
             x: shape (n, d_x) or (d_x,) (one of them may be broadcast).
             contrast_theta: prior draws, shape (M, d_theta), M >= 1.
-            chunk_size: rows per network call (results do not depend on it).
+            chunk_size: rows per network call (default: ``rows_per_call``; results
+                do not depend on it beyond float32 rounding).
             progress: show a progress bar over the contrast parameters.
             resume: the progress of an earlier call on the same arguments.
             checkpoint: called with the progress after each contrast parameter.

@@ -45,7 +45,7 @@ from gbi_surrogates._from_npe import (
     resolve_device,
     split_indices,
 )
-from gbi_surrogates._inputs import as_chunk_size, evaluation_pairs, training_pairs
+from gbi_surrogates._inputs import evaluation_pairs, training_pairs
 from gbi_surrogates._model import PairNetworkModel
 from gbi_surrogates._nets import PairStandardize, ResidualMLP
 from gbi_surrogates._runtime import (
@@ -53,6 +53,7 @@ from gbi_surrogates._runtime import (
     as_tensor,
     build_seeded,
     check_train_config,
+    chunk_rows,
     evaluate_chunked,
 )
 from gbi_surrogates._training import make_snapshot, train_in_stages
@@ -113,7 +114,7 @@ class NRE(PairNetworkModel):
     network_class = RatioNetwork
 
     def log_ratio(
-        self, theta: np.ndarray, x: np.ndarray, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+        self, theta: np.ndarray, x: np.ndarray, *, chunk_size: int | None = None
     ) -> np.ndarray:
         """The classifier logit, an estimate of ``log p(x | theta) / p(x)``.
 
@@ -121,7 +122,8 @@ class NRE(PairNetworkModel):
             theta: shape (n, d_theta) or (d_theta,).
             x: shape (n, d_x) or (d_x,); one x against n thetas (or one theta
                 against n x) is broadcast.
-            chunk_size: rows per network call (results do not depend on it).
+            chunk_size: rows per network call (default: ``rows_per_call``; results
+                do not depend on it beyond float32 rounding).
 
         Returns:
             shape (n,), float64.
@@ -130,7 +132,7 @@ class NRE(PairNetworkModel):
             ValueError: wrong dimensions, non-finite values, mismatched rows.
         """
         theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
-        chunk_size = as_chunk_size(chunk_size)
+        chunk_size = chunk_rows(chunk_size, self.x_features)
         device = self.device
         self.network.eval()
         return evaluate_chunked(
