@@ -223,3 +223,5 @@ def test_the_packed_spline_is_the_spline_on_the_split_scaled_logits(inverse):
     assert out.shape == log_det.shape == (50, 7)
     with pytest.raises(ValueError, match=r"3K - 1 = 17 parameters per element, got 16"):
         packed_rational_quadratic_spline(x, params[..., :16], num_bins=6, bound=2.0)
+    with pytest.raises(ValueError, match=r"params must be inputs' shape \(50, 7\) plus"):
+        packed_rational_quadratic_spline(x, params[:10], num_bins=6, bound=2.0)

@@ -122,6 +122,11 @@ def packed_rational_quadratic_spline(
         raise ValueError(
             f"expected 3K - 1 = {3 * k - 1} parameters per element, got {params.shape[-1]}"
         )
+    if params.shape[:-1] != inputs.shape:
+        raise ValueError(
+            f"params must be inputs' shape {tuple(inputs.shape)} plus (3K - 1,), "
+            f"got {tuple(params.shape)}"
+        )
     _check_bins(k, k, k - 1)
     first = params.movedim(-1, 0).contiguous()  # one copy; every slice below is contiguous
     return _spline(
