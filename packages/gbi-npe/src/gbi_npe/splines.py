@@ -19,7 +19,8 @@ Internally the bin axis comes first, so that the work over the K bins
 axis, vectorized over the contiguous batch: PyTorch's CPU kernels treat a
 short trailing axis one row at a time. On a (5000, 84, 8) batch with one
 thread the softmax takes ~57 ms along the last axis and ~5 ms along the first,
-and the whole spline ~3x less time this way, forward and backward.
+and the whole spline 3.1x less time this way forward (349 against 113 ms),
+2.3x less forward and backward.
 ``packed_rational_quadratic_spline`` takes a conditioner's output as it comes,
 (..., 3K - 1), and makes that layout in one copy.
 """
