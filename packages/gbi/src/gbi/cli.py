@@ -35,26 +35,25 @@ class CLIError(Exception):
     """A bad argument: printed as ``gbi: error: ...`` with exit status 2."""
 
 
-def _floats(text: str, what: str) -> list[float]:
+def _numbers(text: str, what: str, kind: type, noun: str) -> list:
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        values = [kind(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError as err:
-        raise CLIError(f"{what} must be comma-separated numbers, got {text!r}") from err
+        raise CLIError(f"{what} must be comma-separated {noun}, got {text!r}") from err
     if not values:
         raise CLIError(f"{what} is empty")
+    return values
+
+
+def _floats(text: str, what: str) -> list[float]:
+    values = _numbers(text, what, float, "numbers")
     if not all(np.isfinite(values)):
         raise CLIError(f"{what} must be finite, got {text!r}")
     return values
 
 
 def _ints(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v != ""]
-    except ValueError as err:
-        raise CLIError(f"{what} must be comma-separated integers, got {text!r}") from err
-    if not values:
-        raise CLIError(f"{what} is empty")
-    return values
+    return _numbers(text, what, int, "integers")
 
 
 def _task_options(args: argparse.Namespace) -> dict:
