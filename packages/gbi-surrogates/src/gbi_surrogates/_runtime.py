@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from gbi_surrogates._from_npe import TrainConfig
-from gbi_surrogates._inputs import as_chunk_size
+from gbi_surrogates._inputs import as_chunk_size, evaluation_pairs
 
 #: rows evaluated at once by ``score`` (and the bound of ``rows_per_call``).
 DEFAULT_CHUNK_SIZE = 65_536
@@ -90,3 +90,40 @@ def evaluate_chunked(
         rows = slice(start, min(n, start + chunk_size))
         out[rows] = fn(rows).to(torch.float64).cpu().numpy()
     return out
+
+
+def evaluate_pairs(
+    module: torch.nn.Module,
+    call: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    theta: np.ndarray,
+    x: np.ndarray,
+    dims: tuple[int, int],
+    chunk_size: int | None,
+) -> np.ndarray:
+    """``call(theta_rows, x_rows)`` over (theta, x) pairs, in chunks, in ``module``'s eval mode.
+
+    Args:
+        module: the network ``call`` runs (put in eval mode; its device is used).
+        call: maps float64 tensors (rows, d_theta) and (rows, d_x) on that
+            device to a tensor (rows,).
+        theta: shape (n, d_theta) or (d_theta,).
+        x: shape (n, d_x) or (d_x,); one row of either is broadcast against
+            the other's n.
+        dims: ``(d_theta, d_x)`` the module expects.
+        chunk_size: rows per call (``None``: ``rows_per_call(d_x)``).
+
+    Returns:
+        shape (n,), float64.
+
+    Raises:
+        ValueError: wrong dimensions, non-finite values, mismatched rows.
+    """
+    theta_a, x_a = evaluation_pairs(theta, x, *dims)
+    chunk_size = chunk_rows(chunk_size, dims[1])
+    device = module_device(module)
+    module.eval()
+    return evaluate_chunked(
+        lambda rows: call(as_tensor(theta_a[rows], device), as_tensor(x_a[rows], device)),
+        theta_a.shape[0],
+        chunk_size,
+    )

@@ -52,10 +52,8 @@ from gbi_surrogates._from_npe import (
 )
 from gbi_surrogates._inputs import evaluation_pairs, training_pairs
 from gbi_surrogates._runtime import (
-    as_tensor,
     check_train_config,
-    chunk_rows,
-    evaluate_chunked,
+    evaluate_pairs,
 )
 from gbi_surrogates._training import make_snapshot, run_in_stages
 from gbi_surrogates.config import NLEConfig
@@ -155,16 +153,13 @@ class NLE:
         Raises:
             ValueError: wrong dimensions, non-finite values, mismatched rows.
         """
-        theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
-        chunk_size = chunk_rows(chunk_size, self.x_features)
         columns = list(self.x_columns)
-        device = self.device
-        self.estimator.eval()
-        return evaluate_chunked(
-            lambda rows: self.estimator.log_prob(
-                as_tensor(x_a[rows][:, columns], device), as_tensor(theta_a[rows], device)
-            ),
-            theta_a.shape[0],
+        return evaluate_pairs(
+            self.estimator,
+            lambda t, u: self.estimator.log_prob(u[:, columns], t),
+            theta,
+            x,
+            (self.theta_features, self.x_features),
             chunk_size,
         )
 

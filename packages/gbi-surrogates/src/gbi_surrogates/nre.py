@@ -45,7 +45,7 @@ from gbi_surrogates._from_npe import (
     resolve_device,
     split_indices,
 )
-from gbi_surrogates._inputs import evaluation_pairs, training_pairs
+from gbi_surrogates._inputs import training_pairs
 from gbi_surrogates._model import PairNetworkModel
 from gbi_surrogates._nets import PairStandardize, ResidualMLP
 from gbi_surrogates._runtime import (
@@ -53,8 +53,7 @@ from gbi_surrogates._runtime import (
     as_tensor,
     build_seeded,
     check_train_config,
-    chunk_rows,
-    evaluate_chunked,
+    evaluate_pairs,
 )
 from gbi_surrogates._training import make_snapshot, train_in_stages
 from gbi_surrogates.config import NREConfig
@@ -131,16 +130,8 @@ class NRE(PairNetworkModel):
         Raises:
             ValueError: wrong dimensions, non-finite values, mismatched rows.
         """
-        theta_a, x_a = evaluation_pairs(theta, x, self.theta_features, self.x_features)
-        chunk_size = chunk_rows(chunk_size, self.x_features)
-        device = self.device
-        self.network.eval()
-        return evaluate_chunked(
-            lambda rows: self.network(
-                as_tensor(theta_a[rows], device), as_tensor(x_a[rows], device)
-            ),
-            theta_a.shape[0],
-            chunk_size,
+        return evaluate_pairs(
+            self.network, self.network, theta, x, (self.theta_features, self.x_features), chunk_size
         )
 
 
