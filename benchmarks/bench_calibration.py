@@ -204,6 +204,15 @@ def _shape_of_ranks(u: np.ndarray, marginal_error: float) -> str:
     return "q too narrow" if marginal_error < 0 else "q too wide"
 
 
+#: a cell's pair fields at beta = 1, where the simulations' own theta are exact draws.
+EXACT_PAIRS = {
+    "pair_source": "exact",
+    "pair_seconds": 0.0,
+    "pairs_cached": False,
+    "pair_seconds_each": 0.0,
+}
+
+
 def _one_beta(
     task: Any,
     posterior: Any,
@@ -217,7 +226,7 @@ def _one_beta(
     label = round(beta * 1e6)  # own streams per beta
     if beta == 1.0:
         theta = theta_true
-        cell.update(pair_source="exact", pair_seconds=0.0, pairs_cached=False)
+        cell.update(EXACT_PAIRS)
     else:
         print(f"   {task.name}: reference pairs at beta = {beta:g} (cached after)", flush=True)
         theta, seconds, cached = _reference_thetas(task, x, beta, args.seed)
@@ -324,8 +333,7 @@ def _anchor(
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, x=x, training=json.dumps(training), **stored)
         tmp.replace(path)
-    cell: dict[str, Any] = {"beta": 1.0, "pair_source": "exact", "pair_seconds": 0.0}
-    cell.update(pairs_cached=False, pair_seconds_each=0.0)
+    cell: dict[str, Any] = {"beta": 1.0, **EXACT_PAIRS}
     cell["sample_seconds"] = float(stored["sample_seconds"])
     cell["log_prob_seconds"] = float(stored["log_prob_seconds"])
     samples, log_q = stored["samples"], stored["log_q"]
