@@ -408,3 +408,33 @@ def test_the_calibration_names_sbis_anchor_or_why_it_is_missing(monkeypatch) -> 
     text = bench_calibration.to_markdown(record)
     assert "sbi NPE (anchor) | 1 | failed to train: NaN/Inf present in NPE loss." in text
     assert "sbi's NPE at beta 1" not in bench_calibration.at_a_glance(record)[0]
+
+
+SPEED = BENCHMARKS.parent / "docs" / "benchmarks" / "speed.json"
+
+
+@pytest.mark.skipif(not SPEED.is_file(), reason="no stored speed record")
+def test_the_speed_section_says_why_a_target_is_missed(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_speed
+
+    record = json.loads(SPEED.read_text())
+    for task in record["sampling"]:
+        for row in task["rows"]:
+            row.update(ours_seconds=0.05, reference_seconds=2.0, ratio=40.0, meets_target=False)
+    record["sampling"][0]["rows"][0].update(reference_seconds=0.5, ratio=10.0)
+    training = record["training"]
+    training["ours"].update(npe_epochs=500, seconds=220.0, stages={"nre": 20.0, "npe": 200.0})
+    training["sbi"].update(available=True, epochs=128)
+    training["meets_target"] = False
+    text = bench_speed.to_markdown(record)
+    # 1000x of 0.5-2 s is 0.5-2 ms; 50 ms is 25-100 times that
+    assert "10,000 draws in 0.5-2 ms" in text and "ours take 50 ms, 25-100x longer" in text
+    assert "500 epochs here (200 of the 220 s), where sbi's single-beta NPE stops after 128" in text
+
+    for task in record["sampling"]:
+        for row in task["rows"]:
+            row.update(meets_target=True)
+    training["meets_target"] = True
+    text = bench_speed.to_markdown(record)
+    assert "Why (a)" not in text and "Why (b)" not in text
