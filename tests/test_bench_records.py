@@ -431,6 +431,9 @@ def test_the_speed_section_says_why_a_target_is_missed(monkeypatch) -> None:
     # 1000x of 0.5-2 s is 0.5-2 ms; 50 ms is 25-100 times that
     assert "10,000 draws in 0.5-2 ms" in text and "ours take 50 ms, 25-100x longer" in text
     assert "500 epochs here (200 of the 220 s), where sbi's single-beta NPE stops after 128" in text
+    training["ours"]["npe_best_epochs"] = {"beta=0.1": 90, "beta=2": 499}
+    text = bench_speed.to_markdown(record)
+    assert "(the epoch each validation temperature kept: beta 0.1: 91, beta 2: 500)" in text
 
     for task in record["sampling"]:
         for row in task["rows"]:
