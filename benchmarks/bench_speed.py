@@ -541,7 +541,13 @@ def at_a_glance(record: dict[str, Any]) -> list[str]:
             f"{record['simulations']:,} simulations) against sbi's single-beta NPE: "
             f"{training['ratio']:.2f}x sbi's wall time with the defaults, {ratio:.2f}x at best "
             f"({_variant_label(best, training[best])}); target <= {TARGET_TRAINING_RATIO:g}x"
-            + (" met." if meets else ", not met.")
+            + (
+                ", not met."
+                if not meets
+                else " met."
+                if training["meets_target"]
+                else " met with those settings, not with the defaults."
+            )
         )
     if "throughput_ratio" in training:
         lines.append(
@@ -584,9 +590,8 @@ def _why_missed(record: dict[str, Any]) -> list[str]:
         npe = ours["stages"].get("npe", 0.0)
         best = ours.get("npe_best_epochs") or {}
         kept = (
-            " (the epoch each validation temperature kept: "
+            "; the epoch each validation temperature kept: "
             + ", ".join(f"{label.replace('=', ' ')}: {epoch + 1}" for label, epoch in best.items())
-            + ")"
             if best
             else ""
         )
@@ -594,7 +599,7 @@ def _why_missed(record: dict[str, Any]) -> list[str]:
             "",
             "Why (b) is missed with the defaults: the all-beta network trains until no "
             f"temperature's validation loss improves, {ours['npe_epochs']} epochs here "
-            f"({npe:.0f} of the {ours['seconds']:.0f} s){kept}, where sbi's single-beta NPE "
+            f"({npe:.0f} of the {ours['seconds']:.0f} s{kept}), where sbi's single-beta NPE "
             f"stops after {sbi['epochs']}. A budget (`posterior_epochs`) and a warm compile "
             "cache are what the other rows trade for time.",
         ]

@@ -425,6 +425,7 @@ def test_the_speed_section_says_why_a_target_is_missed(monkeypatch) -> None:
     record["sampling"][0]["rows"][0].update(reference_seconds=0.5, ratio=10.0)
     training = record["training"]
     training["ours"].update(npe_epochs=500, seconds=220.0, stages={"nre": 20.0, "npe": 200.0})
+    training["ours"].pop("npe_best_epochs", None)  # records before it was kept
     training["sbi"].update(available=True, epochs=128)
     training["meets_target"] = False
     text = bench_speed.to_markdown(record)
@@ -433,7 +434,10 @@ def test_the_speed_section_says_why_a_target_is_missed(monkeypatch) -> None:
     assert "500 epochs here (200 of the 220 s), where sbi's single-beta NPE stops after 128" in text
     training["ours"]["npe_best_epochs"] = {"beta=0.1": 90, "beta=2": 499}
     text = bench_speed.to_markdown(record)
-    assert "(the epoch each validation temperature kept: beta 0.1: 91, beta 2: 500)" in text
+    assert (
+        "(200 of the 220 s; the epoch each validation temperature kept: beta 0.1: 91, beta 2: 500)"
+        in text
+    )
 
     for task in record["sampling"]:
         for row in task["rows"]:
@@ -441,3 +445,33 @@ def test_the_speed_section_says_why_a_target_is_missed(monkeypatch) -> None:
     training["meets_target"] = True
     text = bench_speed.to_markdown(record)
     assert "Why (a)" not in text and "Why (b)" not in text
+
+
+@pytest.mark.skipif(not SPEED.is_file(), reason="no stored speed record")
+def test_the_glance_says_when_training_meets_its_target_only_off_the_defaults(
+    monkeypatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_speed
+
+    record = json.loads(SPEED.read_text())
+    training = record["training"]
+
+    def glance() -> str:
+        return next(x for x in bench_speed.at_a_glance(record) if x.startswith("Training"))
+
+    training.update(ratio=2.0, meets_target=False)
+    for key in bench_speed.VARIANT_KEYS:
+        training[key].update(ratio=0.9, meets_target=False)
+    training["ours_compiled_warm"].update(ratio=0.45, meets_target=True)
+    assert glance().endswith(
+        "2.00x sbi's wall time with the defaults, 0.45x at best (posterior_epochs=150, "
+        "compile (warm cache)); target <= 0.5x met with those settings, not with the defaults."
+    )
+    training["ours_compiled_warm"].update(ratio=0.6, meets_target=False)
+    assert glance().endswith(
+        "0.60x at best (posterior_epochs=150, compile (warm cache)); target <= 0.5x, not met."
+    )
+    training.update(ratio=0.4, meets_target=True)
+    training["ours_compiled_warm"].update(ratio=0.3, meets_target=True)
+    assert glance().endswith("target <= 0.5x met.")
