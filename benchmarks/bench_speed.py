@@ -572,6 +572,7 @@ def _why_missed(record: dict[str, Any]) -> list[str]:
         ours = [1e3 * row["ours_seconds"] for row in rows]
         short = [o / n for o, n in zip(ours, needed, strict=True)]
         gpu = (record.get("machine") or {}).get("gpu")
+        devices = {row["device"] for row in rows}
         lines += [
             "",
             f"Why (a) is missed: {TARGET_SAMPLING_RATIO:,.0f}x would need {record['draws']:,} "
@@ -581,8 +582,12 @@ def _why_missed(record: dict[str, Any]) -> list[str]:
             "(numba) samplers tuned to each task (gbi_eval: exact rejection sampling where the "
             "task allows it, adaptive random-walk MH or parallel tempering elsewhere), and "
             "ours is one batched pass through the spline flow, bound by its arithmetic on "
-            f"{record['torch_threads']} CPU thread(s)"
-            + (f" ({gpu})." if gpu else "; no GPU in this run."),
+            + (
+                f"{record['torch_threads']} CPU thread(s)"
+                + ("." if gpu else "; no GPU in this run.")
+                if devices == {"cpu"}
+                else f"{' and '.join(sorted(devices))}."
+            ),
         ]
     training = record["training"]
     if training["sbi"]["available"] and not training["meets_target"]:
