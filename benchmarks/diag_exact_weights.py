@@ -54,9 +54,16 @@ def exact_scores(task, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         ll = task.log_likelihood(theta, x[i])
         top = ll.max()
         scores[i] = ll[i] - (top + np.log(np.mean(np.exp(ll - top))))
+    return drop_below_markov_floor(scores)
+
+
+def drop_below_markov_floor(scores: np.ndarray) -> np.ndarray:
+    """The exact scores with those below ``-(log n + 3)`` set to NaN (see ``exact_scores``)."""
+    n = scores.shape[0]
     floor = -(np.log(n) + 3.0)
     failed = scores < floor
     print(f"{int(failed.sum())} of {n} exact scores below -(log n + 3) = {floor:.1f}: dropped")
+    scores = scores.copy()
     scores[failed] = np.nan
     return scores
 

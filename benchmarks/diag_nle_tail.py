@@ -7,7 +7,9 @@ directory of a task with a tractable likelihood, this computes the same
 estimator with the exact likelihood, on the same pairs and contrasts, and
 prints:
 
-- the relative ESS of both score sets per beta, and their correlation;
+- the relative ESS of both score sets per beta, and their correlation (exact
+  scores below the Markov bound ``-(log N + 3)`` are the likelihood's
+  numerical failures and are dropped, as in ``diag_exact_weights``);
 - quantiles of both;
 - the pairs that carry the NLE weights at the lowest beta: their NLE and exact
   scores (if the NLE scores them far below the exact ratio, its error makes
@@ -24,7 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from diag_exact_weights import _base_set
+from diag_exact_weights import _base_set, drop_below_markov_floor
 
 BETAS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.5, 2.0)
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if nle.shape[0] != theta.shape[0]:
         raise SystemExit(f"{nle.shape[0]} scores for {theta.shape[0]} finite base pairs")
     contrasts = min(int(config["nle_contrast"]), theta.shape[0])
-    exact = exact_contrastive_scores(task, theta, x, contrasts)
+    exact = drop_below_markov_floor(exact_contrastive_scores(task, theta, x, contrasts))
     both = np.isfinite(nle) & np.isfinite(exact)
     print(f"{task.name}: {theta.shape[0]} pairs, {contrasts} contrasts")
     print(f"correlation NLE / exact: {np.corrcoef(nle[both], exact[both])[0, 1]:.3f}")

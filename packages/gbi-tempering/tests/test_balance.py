@@ -1,4 +1,5 @@
-"""The pool check: 0 for exact ratios, positive for a saturated classifier's."""
+"""The pool check: 0 for exact ratios, positive for a saturated classifier's; and the
+Markov check of matched pairs' log-ratios."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from gbi_tempering import pool_excess
+from gbi_tempering import low_ratios, pool_excess
 
 SD = 0.2  # x | theta ~ N(theta, SD^2), theta ~ N(0, 1): p(x) = N(0, 1 + SD^2)
 
@@ -64,3 +65,31 @@ def test_non_finite_scores_are_left_out() -> None:
 def test_bad_input_is_refused(own, partners, beta, message) -> None:
     with pytest.raises(ValueError, match=message):
         pool_excess(own, partners, beta)
+
+
+def test_exact_matched_ratios_lie_above_the_markov_floor() -> None:
+    # E_joint[1 / r] = 1, so among n exact pairs fewer than exp(-3) are expected
+    # below -(log n + 3): one seed can fail with probability at most 5 %
+    own, _ = _pool(2)
+    check = low_ratios(own)
+    assert check.floor == pytest.approx(-(np.log(20_000) + 3.0))
+    assert check.count == 0 and check.lowest.size == 0 and check.n == 20_000
+
+
+def test_misjudged_pairs_are_counted_lowest_first() -> None:
+    own, _ = _pool(2)
+    misjudged = own.copy()
+    misjudged[[5, 50, 500, 600, 700, 800, 900]] = [-49.0, -30.0, -20.0, -16.0, -15.0, -14.5, -14.0]
+    check = low_ratios(np.append(misjudged, [np.nan, -np.inf]))  # non-finite: left out
+    assert check.n == 20_000 and check.count == 7  # the floor is -12.9
+    np.testing.assert_array_equal(check.lowest, [-49.0, -30.0, -20.0, -16.0, -15.0])
+    assert check.to_dict()["lowest"][0] == -49.0
+
+
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [(np.zeros((3, 2)), r"must have shape \(n,\)"), (np.array([np.nan]), "no finite score")],
+)
+def test_the_markov_check_refuses_bad_input(scores, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        low_ratios(scores)

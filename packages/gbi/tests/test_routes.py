@@ -54,6 +54,9 @@ def test_route_end_to_end(route: str, tmp_path: Path) -> None:
         # both Route B surrogates give likelihood-to-evidence ratios by default
         assert report["weights"]["form"] == "nre"
     if route.startswith("b") or route == "auto":
+        # the Markov check of the matched pairs' log-ratios is reported (400 pairs)
+        assert report["weights"]["low_ratios"]["floor"] == pytest.approx(-(np.log(400) + 3))
+    if route.startswith("b") or route == "auto":
         weights = report["weights"]
         assert len(weights["beta"]) == len(weights["relative_ess"]) == len(weights["ess"])
         assert weights["relative_ess"][weights["beta"].index(1.0)] == pytest.approx(1.0)
@@ -1245,3 +1248,36 @@ def test_x_tail_threshold_sets_where_both_networks_compress_x(tmp_path: Path) ->
         )
     with pytest.raises(ValueError, match="x_tail_threshold must be a finite number > 0"):
         RunConfig(problem="two_moons", x_tail_threshold=0.0)
+
+
+@pytest.mark.parametrize("route", ["b-nle", "auto"])
+def test_misjudged_matched_pairs_are_reported_and_warned_about(
+    route: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scores_of = routes.scores_of
+
+    def misjudging(model, base, config, *args, **kwargs):
+        scores, form = scores_of(model, base, config, *args, **kwargs)
+        scores = scores.copy()
+        scores[[3, 30, 300]] = [-49.0, -30.0, -20.0]  # below -(log 400 + 3) = -9.0
+        return scores, form
+
+    monkeypatch.setattr(routes, "scores_of", misjudging)
+    messages: list[str] = []
+    monkeypatch.setattr(gbi.api, "_log_fn", lambda verbose: messages.append)
+    settings = {"auto_pool": 0} if route == "auto" else {}
+    result = gbi.train(
+        "two_moons",
+        route=route,
+        simulations=400,
+        seed=1,
+        out=tmp_path / route,
+        progress=False,
+        device="cpu",
+        **TINY,
+        **settings,
+    )
+    low = result.report["weights"]["low_ratios"]
+    assert low["count"] >= 3 and low["lowest"][:3] == [-49.0, -30.0, -20.0]
+    warned = [m for m in messages if "matched pairs have a log-ratio below" in m]
+    assert len(warned) == 1 and "(lowest -49.0)" in warned[0]

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from gbi_tempering import langevin
-from gbi_tempering.balance import PoolExcess, pool_excess
+from gbi_tempering.balance import LowRatios, PoolExcess, low_ratios, pool_excess
 from gbi_tempering.ess import ess, normalize_log_weights, relative_ess
 from gbi_tempering.langevin import LangevinDiagnostics, LangevinInfo, LangevinState, synthesize
 from gbi_tempering.stabilize import METHODS, Stabilized, stabilize
@@ -33,6 +33,7 @@ __all__ = [
     "LangevinDiagnostics",
     "LangevinInfo",
     "LangevinState",
+    "LowRatios",
     "PoolExcess",
     "SNISWeights",
     "Stabilized",
@@ -41,6 +42,7 @@ __all__ = [
     "__version__",
     "ess",
     "langevin",
+    "low_ratios",
     "normalize_log_weights",
     "pool_excess",
     "relative_ess",

@@ -582,6 +582,29 @@ def snis_weights(
     )
 
 
+def check_low_ratios(weights: Any, log: Log | None = None) -> dict[str, Any]:
+    """The Markov check of the matched pairs' log-ratios (``gbi_tempering.low_ratios``).
+
+    Logs a warning where some score lies below ``-(log N + 3)``, where the
+    exact ratio puts fewer than one of N pairs with probability at least 95 %:
+    the surrogate misjudges those pairs, and below beta = 1 their weights are
+    the largest. Returns ``{"low_ratios": ...}`` for the report; ``{}`` for
+    raw log-likelihood scores, which the bound does not cover.
+    """
+    if weights.form != "nre":
+        return {}
+    low = gbi_tempering.low_ratios(weights.scores)
+    if low.count and log is not None:
+        log(
+            f"warning: {low.count} of {low.n} matched pairs have a log-ratio below "
+            f"-(log N + 3) = {low.floor:.1f} (lowest {low.lowest[0]:.1f}), where the exact "
+            "ratio puts none but by a 5 % chance (Markov's inequality): the surrogate "
+            "misjudges them, and below beta = 1 the weights lean on them (see the relative "
+            "ESS); another surrogate (route b-nre, or auto) may hold there"
+        )
+    return {"low_ratios": low.to_dict()}
+
+
 def matched_scores(
     model: Any,
     base: BaseSet,
@@ -824,7 +847,7 @@ def route_b(
     else:
         pairs, groups = base, None
         weights = snis_weights(model, base, config, progress, run, log)
-        extra, what = {}, ""
+        extra, what = check_low_ratios(weights, log), ""
     diag = weights.diagnostics(report_betas(config))
     report["weights"] = {"form": weights.form, **extra, **diag.to_dict()}
     report["simulations"]["dropped_nonfinite_scores"] = weights.n_dropped
@@ -992,7 +1015,10 @@ def route_auto(
     b-nre), or Route A pairs."""
     nre, report["surrogate"] = fit_surrogate("nre", base, config, run, progress, log, embedding)
     weights = snis_weights(nre, base, config, run=run)
-    report["weights"] = weights.diagnostics(report_betas(config), warn=False).to_dict()
+    report["weights"] = {
+        **weights.diagnostics(report_betas(config), warn=False).to_dict(),
+        **check_low_ratios(weights, log),
+    }
     low, high = config.beta_range
     edges = np.geomspace(low, high, config.auto_grid + 1)
     centers = np.sqrt(edges[:-1] * edges[1:])
