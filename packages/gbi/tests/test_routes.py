@@ -24,19 +24,25 @@ def _canonical(report: dict) -> str:
     return json.dumps(json.loads(json.dumps(report, default=float)), sort_keys=True)
 
 
-@pytest.mark.parametrize("route", ["b-nre", "b-nle", "a", "auto"])
-def test_route_end_to_end(route: str, tmp_path: Path) -> None:
-    result = gbi.train(
+def _train_two_moons(route: str, out: Path, **settings) -> gbi.TrainingResult:
+    """A tiny two_moons run: 400 simulations, seed 1, the TINY networks."""
+    return gbi.train(
         "two_moons",
         route=route,
         simulations=400,
         seed=1,
-        out=tmp_path / route,
+        out=out,
         verbose=False,
         progress=False,
         device="cpu",
         **TINY,
+        **settings,
     )
+
+
+@pytest.mark.parametrize("route", ["b-nre", "b-nle", "a", "auto"])
+def test_route_end_to_end(route: str, tmp_path: Path) -> None:
+    result = _train_two_moons(route, tmp_path / route)
     posterior = result.posterior
     assert posterior.beta_range == (0.1, 2.0)
     x_obs = np.array([0.1, -0.2])
@@ -1266,17 +1272,7 @@ def test_misjudged_matched_pairs_are_reported_and_warned_about(
     messages: list[str] = []
     monkeypatch.setattr(gbi.api, "_log_fn", lambda verbose: messages.append)
     settings = {"auto_pool": 0} if route == "auto" else {}
-    result = gbi.train(
-        "two_moons",
-        route=route,
-        simulations=400,
-        seed=1,
-        out=tmp_path / route,
-        progress=False,
-        device="cpu",
-        **TINY,
-        **settings,
-    )
+    result = _train_two_moons(route, tmp_path / route, **settings)
     low = result.report["weights"]["low_ratios"]
     assert low["count"] >= 3 and low["lowest"][:3] == [-49.0, -30.0, -20.0]
     warned = [m for m in messages if "matched pairs have a log-ratio below" in m]
