@@ -585,8 +585,8 @@ def snis_weights(
 def check_low_ratios(weights: Any, log: Log | None = None) -> dict[str, Any]:
     """The Markov check of the matched pairs' log-ratios (``gbi_tempering.low_ratios``).
 
-    Logs a warning where some score lies below ``-(log N + 3)``, where the
-    exact ratio puts fewer than one of N pairs with probability at least 95 %:
+    Logs a warning where some score lies below ``-(log N + 3)``, where for the
+    exact ratio the chance of even one of N pairs is at most 5 %:
     the surrogate misjudges those pairs, and below beta = 1 their weights are
     the largest. Returns ``{"low_ratios": ...}`` for the report; ``{}`` for
     raw log-likelihood scores, which the bound does not cover.
@@ -597,10 +597,10 @@ def check_low_ratios(weights: Any, log: Log | None = None) -> dict[str, Any]:
     if low.count and log is not None:
         log(
             f"warning: {low.count} of {low.n} matched pairs have a log-ratio below "
-            f"-(log N + 3) = {low.floor:.1f} (lowest {low.lowest[0]:.1f}), where the exact "
-            "ratio puts none but by a 5 % chance (Markov's inequality): the surrogate "
-            "misjudges them, and below beta = 1 the weights lean on them (see the relative "
-            "ESS); another surrogate (route b-nre, or auto) may hold there"
+            f"-(log N + 3) = {low.floor:.1f} (lowest {low.lowest[0]:.1f}); for the exact "
+            "ratio the chance of even one is at most 5 % (Markov's inequality): the "
+            "surrogate misjudges them, and below beta = 1 the weights lean on them (see the "
+            "relative ESS); another surrogate (route b-nre, or auto) may hold there"
         )
     return {"low_ratios": low.to_dict()}
 
