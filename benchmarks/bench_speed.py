@@ -536,18 +536,18 @@ def at_a_glance(record: dict[str, Any]) -> list[str]:
     if training.get("sbi"):
         best = min(VARIANT_KEYS, key=lambda k: _variant_ratio(training, k)[0])
         ratio, meets = _variant_ratio(training, best)
+        if not meets:
+            verdict = ", not met."
+        elif training["meets_target"]:
+            verdict = " met."
+        else:
+            verdict = " met with those settings, not with the defaults."
         lines.append(
             f"Training the all-beta model (route {training['route']}, {training['task']}, "
             f"{record['simulations']:,} simulations) against sbi's single-beta NPE: "
             f"{training['ratio']:.2f}x sbi's wall time with the defaults, {ratio:.2f}x at best "
             f"({_variant_label(best, training[best])}); target <= {TARGET_TRAINING_RATIO:g}x"
-            + (
-                ", not met."
-                if not meets
-                else " met."
-                if training["meets_target"]
-                else " met with those settings, not with the defaults."
-            )
+            + verdict
         )
     if "throughput_ratio" in training:
         lines.append(

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from diag_exact_weights import _base_set, drop_below_markov_floor
+from scipy.special import logsumexp
 
 BETAS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.5, 2.0)
 
@@ -39,9 +40,7 @@ def exact_contrastive_scores(task, theta: np.ndarray, x: np.ndarray, contrasts: 
     scores = np.empty(theta.shape[0])
     for i in range(theta.shape[0]):
         terms = np.append(task.log_likelihood(contrast, x[i]), own[i])
-        top = terms.max()
-        evidence = top + np.log(np.sum(np.exp(terms - top))) - np.log(contrasts + 1)
-        scores[i] = own[i] - evidence
+        scores[i] = own[i] - (logsumexp(terms) - np.log(contrasts + 1))
     return scores
 
 
@@ -70,22 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{task.name}: {theta.shape[0]} pairs, {contrasts} contrasts")
     print(f"correlation NLE / exact: {np.corrcoef(nle[both], exact[both])[0, 1]:.3f}")
     print("relative ESS per beta:", " ".join(f"{b:g}" for b in BETAS))
-    weights = {}
     for name, scores in (("nle", nle), ("exact", exact)):
         w = gbi_tempering.SNISWeights(scores, form="nre", beta_range=(min(BETAS), max(BETAS)))
-        weights[name] = w
         ess = w.diagnostics(np.array(BETAS)).relative_ess
         print(f"  {name}: " + " ".join(f"{e:.2g}" for e in ess))
         q = np.nanpercentile(scores, [0, 0.1, 1, 50, 99, 100])
         print(f"    min/0.1%/1%/median/99%/max: {np.round(q, 2).tolist()}")
+    # the NLE weights r^(beta - 1) at the lowest beta, over its finite scores as the route's
     low = BETAS[0]
-    log_w = (low - 1.0) * np.where(both, nle, np.nan)
-    order = np.argsort(-np.nan_to_num(log_w, nan=-np.inf))[: args.top]
-    share = np.exp(log_w[order] - np.nanmax(log_w))
-    share /= np.nansum(np.exp(log_w - np.nanmax(log_w)))
+    share = np.exp(
+        gbi_tempering.normalize_log_weights(np.where(np.isfinite(nle), (low - 1.0) * nle, -np.inf))
+    )
     print(f"pairs carrying the NLE weights at beta {low:g} (share, NLE score, exact score):")
-    for i, s in zip(order, share, strict=True):
-        print(f"  {i:6d}  {s:.3f}  {nle[i]:9.2f}  {exact[i]:9.2f}")
+    for i in np.argsort(-share)[: args.top]:
+        print(f"  {i:6d}  {share[i]:.3f}  {nle[i]:9.2f}  {exact[i]:9.2f}")
     return 0
 
 
